@@ -1,0 +1,1 @@
+"""The generator service: a thin gRPC front over socialgan's core."""

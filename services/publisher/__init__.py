@@ -1,0 +1,1 @@
+"""The publisher service: a thin gRPC front over socialgan's core."""

@@ -1,0 +1,1 @@
+"""The scraper service: a thin gRPC front over socialgan's core."""

@@ -1,0 +1,1 @@
+"""The trainer service: a thin gRPC front over socialgan's core."""

@@ -1,0 +1,76 @@
+"""The PyTorch DCGAN tutorial's networks (64x64), kept as the faithful baseline.
+
+Differences from the tutorial, both numerically equivalent: the discriminator returns
+logits (training uses BCEWithLogitsLoss instead of Sigmoid + BCELoss, which is stabler),
+and width/depth are options so tests can train a tiny model.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+DEFAULTS = {"nz": 100, "ngf": 64, "ndf": 64, "nc": 3, "image_size": 64}
+
+
+def _init_weights(module: nn.Module) -> None:
+    # The tutorial's init: conv weights N(0, 0.02), batch-norm scale N(1, 0.02), bias 0.
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+def _levels(image_size: int) -> int:
+    if image_size not in (32, 64, 128, 256):
+        raise ValueError(f"image_size {image_size} is not one of 32, 64, 128, 256")
+    return {32: 3, 64: 4, 128: 5, 256: 6}[image_size]
+
+
+class Generator(nn.Module):
+    def __init__(self, nz=100, ngf=64, ndf=64, nc=3, image_size=64):
+        super().__init__()
+        levels = _levels(image_size)
+        width = ngf * 2 ** (levels - 1)
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(nz, width, 4, 1, 0, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(True),
+        ]
+        for _ in range(levels - 1):
+            layers += [
+                nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(width // 2),
+                nn.ReLU(True),
+            ]
+            width //= 2
+        layers += [nn.ConvTranspose2d(width, nc, 4, 2, 1, bias=False), nn.Tanh()]
+        self.main = nn.Sequential(*layers)
+        self.apply(_init_weights)
+
+    def forward(self, z):
+        return self.main(z)
+
+
+class Discriminator(nn.Module):
+    def __init__(self, nz=100, ngf=64, ndf=64, nc=3, image_size=64):
+        super().__init__()
+        levels = _levels(image_size)
+        layers: list[nn.Module] = [
+            nn.Conv2d(nc, ndf, 4, 2, 1, bias=False),
+            nn.LeakyReLU(0.2, inplace=True),
+        ]
+        width = ndf
+        for _ in range(levels - 1):
+            layers += [
+                nn.Conv2d(width, width * 2, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(width * 2),
+                nn.LeakyReLU(0.2, inplace=True),
+            ]
+            width *= 2
+        layers += [nn.Conv2d(width, 1, 4, 1, 0, bias=False)]
+        self.main = nn.Sequential(*layers)
+        self.apply(_init_weights)
+
+    def forward(self, x):
+        return self.main(x).view(-1)

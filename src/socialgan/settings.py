@@ -1,0 +1,113 @@
+"""Configuration, only through environment variables, all declared in one registry.
+
+Every variable the code reads is declared in ENV_VARS with its default and meaning:
+the README's configuration table, the compose/k8s checks in tests and `socialgan env`
+are all read from here, so they cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+class ConfigError(RuntimeError):
+    """A required variable is missing or a value cannot be parsed."""
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    name: str
+    default: str | None  # None: required where it is read
+    help: str
+    services: tuple[str, ...]  # which processes read it ("cli" for the command line)
+
+
+_ALL = ("scraper", "trainer", "generator", "publisher")
+_CLIENTS = ("cli",)
+
+ENV_VARS: dict[str, EnvVar] = {
+    v.name: v
+    for v in [
+        EnvVar("SOCIALGAN_API_TOKEN", None,
+               "Bearer token every gRPC call but health checks must carry.", _ALL + _CLIENTS),
+        EnvVar("PORT", None, "Port the service's gRPC server listens on (default per service).",
+               _ALL),
+        EnvVar("LISTEN_HOST", "127.0.0.1",
+               "Address the gRPC server binds; 0.0.0.0 in containers.", _ALL),
+        EnvVar("LOG_LEVEL", "INFO", "Python log level of the JSON logs.", _ALL),
+        EnvVar("STORAGE_BACKEND", "local", "'local' (a folder) or 's3' (MinIO or any S3).", _ALL),
+        EnvVar("STORAGE_DIR", "var/storage", "Root folder of the local storage backend.", _ALL),
+        EnvVar("S3_ENDPOINT", "127.0.0.1:9000", "host:port of the S3/MinIO server.", _ALL),
+        EnvVar("S3_ACCESS_KEY", None, "S3 access key (from a Secret).", _ALL),
+        EnvVar("S3_SECRET_KEY", None, "S3 secret key (from a Secret).", _ALL),
+        EnvVar("S3_BUCKET", "socialgan", "Bucket holding everything SocialGAN stores.", _ALL),
+        EnvVar("S3_SECURE", "false", "Use HTTPS to reach S3.", _ALL),
+        EnvVar("S3_REGION", "us-east-1", "S3 region name.", _ALL),
+        EnvVar("SCRAPER_ALLOW_PRIVATE_NETWORKS", "false",
+               "Let the scraper fetch URLs on private/loopback addresses (tests only).",
+               ("scraper",)),
+        EnvVar("TRAINER_DEVICE", "auto", "'auto' (GPU when there is one), 'cpu' or 'cuda'.",
+               ("trainer",)),
+        EnvVar("TORCHSERVE_INFERENCE_ADDR", "127.0.0.1:7070",
+               "TorchServe gRPC inference address (loopback: same pod).", ("generator",)),
+        EnvVar("TORCHSERVE_MANAGEMENT_ADDR", "127.0.0.1:7071",
+               "TorchServe gRPC management address (loopback only, never exposed).",
+               ("generator",)),
+        EnvVar("TORCHSERVE_MODEL_STORE", "var/model-store",
+               "Folder shared with TorchServe where the generator puts .mar files.",
+               ("generator",)),
+        EnvVar("TORCHSERVE_HTTP_INFERENCE_ADDR", "127.0.0.1:8080",
+               "TorchServe HTTP inference address (loopback).", ("generator",)),
+        EnvVar("TORCHSERVE_HTTP_MANAGEMENT_ADDR", "127.0.0.1:8081",
+               "TorchServe HTTP management address (loopback only, never exposed).",
+               ("generator",)),
+        EnvVar("TORCHSERVE_METRICS_ADDR", "127.0.0.1:8082",
+               "TorchServe Prometheus metrics address.", ("generator",)),
+        EnvVar("SCRAPER_SERVICE_ADDR", "127.0.0.1:50051", "Where clients reach the scraper.",
+               _CLIENTS),
+        EnvVar("TRAINER_SERVICE_ADDR", "127.0.0.1:50052", "Where clients reach the trainer.",
+               _CLIENTS),
+        EnvVar("GENERATOR_SERVICE_ADDR", "127.0.0.1:50053",
+               "Where clients reach the generator.", _CLIENTS),
+        EnvVar("PUBLISHER_SERVICE_ADDR", "127.0.0.1:50054",
+               "Where clients reach the publisher.", _CLIENTS),
+    ]
+}
+
+DEFAULT_PORTS = {"scraper": 50051, "trainer": 50052, "generator": 50053, "publisher": 50054}
+
+
+def get(name: str) -> str | None:
+    """The variable's value, or its registered default. Unknown names are a bug."""
+    var = ENV_VARS[name]
+    value = os.environ.get(name)
+    return value if value not in (None, "") else var.default
+
+
+def require(name: str) -> str:
+    value = get(name)
+    if value is None:
+        raise ConfigError(f"environment variable {name} is required: {ENV_VARS[name].help}")
+    return value
+
+
+def get_int(name: str, default: int | None = None) -> int:
+    value = get(name)
+    if value is None:
+        if default is None:
+            raise ConfigError(f"environment variable {name} is required")
+        return default
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise ConfigError(f"{name}={value!r} is not an integer") from exc
+
+
+def get_bool(name: str) -> bool:
+    value = (get(name) or "").strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{name}={value!r} is not a boolean (true/false)")

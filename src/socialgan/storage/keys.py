@@ -1,0 +1,113 @@
+"""The bucket/key layout: the data's route through the pipeline, in one place.
+
+    raw/<hashtag>/<sha256>.<ext>          scraped image, content-addressed (stored once)
+    raw/<hashtag>/<sha256>.json           its sidecar: source, post id, author, caption...
+    datasets/<dataset_id>/manifest.json   kept and dropped images with reasons, parameters
+    datasets/<dataset_id>/shard-00000.npy preprocessed uint8 NHWC training tensors
+    datasets/<dataset_id>/report.json     counts per reason, thresholds
+    checkpoints/<run_id>/step-00000100.pt full training state (G, D, EMA, optimisers, RNG)
+    checkpoints/<run_id>/latest.json      pointer to the newest complete checkpoint
+    models/<model_id>/generator.pt        exported generator state_dict (model_id = run_id)
+    models/<model_id>/model.json          its model card: architecture, hashtag, method, metrics
+    grids/<model_id>/<name>.png           generated grids
+    posts/<post_id>/post.json             a published (or dry-run) post and its state
+    posts/<post_id>/grid.png              the image that was posted
+    posts/index.html                      the local gallery page listing every post
+    runs/scrape/<job_id>.json             a scrape's manifest and final counts
+    runs/train/<run_id>/options.json      a training run's options, metrics and samples
+"""
+
+from __future__ import annotations
+
+from socialgan.validation import check_identifier, normalize_hashtag
+
+
+def raw_prefix(hashtag: str) -> str:
+    return f"raw/{normalize_hashtag(hashtag)}/"
+
+
+def raw_image_key(hashtag: str, sha256: str, ext: str) -> str:
+    return f"{raw_prefix(hashtag)}{sha256}{ext}"
+
+
+def raw_sidecar_key(hashtag: str, sha256: str) -> str:
+    return f"{raw_prefix(hashtag)}{sha256}.json"
+
+
+def dataset_prefix(dataset_id: str) -> str:
+    return f"datasets/{check_identifier(dataset_id, 'dataset_id')}/"
+
+
+def dataset_manifest_key(dataset_id: str) -> str:
+    return dataset_prefix(dataset_id) + "manifest.json"
+
+
+def dataset_shard_key(dataset_id: str, index: int) -> str:
+    return dataset_prefix(dataset_id) + f"shard-{index:05d}.npy"
+
+
+def dataset_report_key(dataset_id: str) -> str:
+    return dataset_prefix(dataset_id) + "report.json"
+
+
+def checkpoint_prefix(run_id: str) -> str:
+    return f"checkpoints/{check_identifier(run_id, 'run_id')}/"
+
+
+def checkpoint_key(run_id: str, step: int) -> str:
+    return checkpoint_prefix(run_id) + f"step-{step:08d}.pt"
+
+
+def checkpoint_latest_key(run_id: str) -> str:
+    return checkpoint_prefix(run_id) + "latest.json"
+
+
+def model_prefix(model_id: str) -> str:
+    return f"models/{check_identifier(model_id, 'model_id')}/"
+
+
+def model_weights_key(model_id: str) -> str:
+    return model_prefix(model_id) + "generator.pt"
+
+
+def model_card_key(model_id: str) -> str:
+    return model_prefix(model_id) + "model.json"
+
+
+def grid_key(model_id: str, name: str) -> str:
+    return f"grids/{check_identifier(model_id, 'model_id')}/{check_identifier(name, 'name')}"
+
+
+def post_prefix(post_id: str) -> str:
+    return f"posts/{check_identifier(post_id, 'post_id')}/"
+
+
+def post_record_key(post_id: str) -> str:
+    return post_prefix(post_id) + "post.json"
+
+
+def post_image_key(post_id: str, ext: str = ".png") -> str:
+    return post_prefix(post_id) + f"grid{ext}"
+
+
+GALLERY_INDEX_KEY = "posts/index.html"
+
+
+def scrape_manifest_key(job_id: str) -> str:
+    return f"runs/scrape/{check_identifier(job_id, 'job_id')}.json"
+
+
+def run_prefix(run_id: str) -> str:
+    return f"runs/train/{check_identifier(run_id, 'run_id')}/"
+
+
+def run_options_key(run_id: str) -> str:
+    return run_prefix(run_id) + "options.json"
+
+
+def run_metrics_key(run_id: str) -> str:
+    return run_prefix(run_id) + "metrics.json"
+
+
+def run_sample_key(run_id: str, step: int) -> str:
+    return run_prefix(run_id) + f"samples/step-{step:08d}.png"

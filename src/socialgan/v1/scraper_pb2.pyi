@@ -1,0 +1,129 @@
+from socialgan.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class FolderSource(_message.Message):
+    __slots__ = ("path",)
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    def __init__(self, path: _Optional[str] = ...) -> None: ...
+
+class UrlListSource(_message.Message):
+    __slots__ = ("urls", "path")
+    URLS_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    urls: _containers.RepeatedScalarFieldContainer[str]
+    path: str
+    def __init__(self, urls: _Optional[_Iterable[str]] = ..., path: _Optional[str] = ...) -> None: ...
+
+class InstagramHashtagSource(_message.Message):
+    __slots__ = ("user_id", "edge")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    EDGE_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    edge: str
+    def __init__(self, user_id: _Optional[str] = ..., edge: _Optional[str] = ...) -> None: ...
+
+class MastodonHashtagSource(_message.Message):
+    __slots__ = ("instance_url",)
+    INSTANCE_URL_FIELD_NUMBER: _ClassVar[int]
+    instance_url: str
+    def __init__(self, instance_url: _Optional[str] = ...) -> None: ...
+
+class XFollowerBannersSource(_message.Message):
+    __slots__ = ("user_id", "username")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    username: str
+    def __init__(self, user_id: _Optional[str] = ..., username: _Optional[str] = ...) -> None: ...
+
+class SourceSpec(_message.Message):
+    __slots__ = ("spec", "folder", "url_list", "instagram", "mastodon", "x_follower_banners")
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    FOLDER_FIELD_NUMBER: _ClassVar[int]
+    URL_LIST_FIELD_NUMBER: _ClassVar[int]
+    INSTAGRAM_FIELD_NUMBER: _ClassVar[int]
+    MASTODON_FIELD_NUMBER: _ClassVar[int]
+    X_FOLLOWER_BANNERS_FIELD_NUMBER: _ClassVar[int]
+    spec: str
+    folder: FolderSource
+    url_list: UrlListSource
+    instagram: InstagramHashtagSource
+    mastodon: MastodonHashtagSource
+    x_follower_banners: XFollowerBannersSource
+    def __init__(self, spec: _Optional[str] = ..., folder: _Optional[_Union[FolderSource, _Mapping]] = ..., url_list: _Optional[_Union[UrlListSource, _Mapping]] = ..., instagram: _Optional[_Union[InstagramHashtagSource, _Mapping]] = ..., mastodon: _Optional[_Union[MastodonHashtagSource, _Mapping]] = ..., x_follower_banners: _Optional[_Union[XFollowerBannersSource, _Mapping]] = ...) -> None: ...
+
+class StartScrapeRequest(_message.Message):
+    __slots__ = ("source", "hashtag", "limit")
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    HASHTAG_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    source: SourceSpec
+    hashtag: str
+    limit: int
+    def __init__(self, source: _Optional[_Union[SourceSpec, _Mapping]] = ..., hashtag: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ScrapeCounts(_message.Message):
+    __slots__ = ("found", "downloaded", "duplicates", "failed", "failed_by_reason", "bytes", "images_per_second")
+    class FailedByReasonEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    FOUND_FIELD_NUMBER: _ClassVar[int]
+    DOWNLOADED_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATES_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    FAILED_BY_REASON_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    found: int
+    downloaded: int
+    duplicates: int
+    failed: int
+    failed_by_reason: _containers.ScalarMap[str, int]
+    bytes: int
+    images_per_second: float
+    def __init__(self, found: _Optional[int] = ..., downloaded: _Optional[int] = ..., duplicates: _Optional[int] = ..., failed: _Optional[int] = ..., failed_by_reason: _Optional[_Mapping[str, int]] = ..., bytes: _Optional[int] = ..., images_per_second: _Optional[float] = ...) -> None: ...
+
+class ScrapeJob(_message.Message):
+    __slots__ = ("status", "hashtag", "source", "counts", "manifest_key", "raw_prefix")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    HASHTAG_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    MANIFEST_KEY_FIELD_NUMBER: _ClassVar[int]
+    RAW_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    status: _common_pb2.JobStatus
+    hashtag: str
+    source: str
+    counts: ScrapeCounts
+    manifest_key: str
+    raw_prefix: str
+    def __init__(self, status: _Optional[_Union[_common_pb2.JobStatus, _Mapping]] = ..., hashtag: _Optional[str] = ..., source: _Optional[str] = ..., counts: _Optional[_Union[ScrapeCounts, _Mapping]] = ..., manifest_key: _Optional[str] = ..., raw_prefix: _Optional[str] = ...) -> None: ...
+
+class WatchScrapeRequest(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class GetScrapeRequest(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class CancelScrapeRequest(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
