@@ -73,6 +73,22 @@ def _wrap_stream(behaviour, method):
     return call
 
 
+def _deny(request_or_iterator, context):
+    context.abort(grpc.StatusCode.UNAUTHENTICATED,
+                  "missing or wrong 'authorization: Bearer <token>' metadata")
+
+
+def _denying_handler(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """A handler of the same shape as handler that refuses the call."""
+    factory = {
+        (False, False): grpc.unary_unary_rpc_method_handler,
+        (False, True): grpc.unary_stream_rpc_method_handler,
+        (True, False): grpc.stream_unary_rpc_method_handler,
+        (True, True): grpc.stream_stream_rpc_method_handler,
+    }[(handler.request_streaming, handler.response_streaming)]
+    return factory(_deny, handler.request_deserializer, handler.response_serializer)
+
+
 class GuardInterceptor(grpc.ServerInterceptor):
     """Checks the bearer token (health checks excepted) and maps core errors to status codes,
     so no call ever ends in UNKNOWN."""
@@ -94,15 +110,7 @@ class GuardInterceptor(grpc.ServerInterceptor):
         if handler is None:
             return None
         if not self._authorised(details):
-            def deny(request, context):
-                context.abort(grpc.StatusCode.UNAUTHENTICATED,
-                              "missing or wrong 'authorization: Bearer <token>' metadata")
-
-            if handler.response_streaming:
-                return grpc.unary_stream_rpc_method_handler(
-                    deny, handler.request_deserializer, handler.response_serializer)
-            return grpc.unary_unary_rpc_method_handler(
-                deny, handler.request_deserializer, handler.response_serializer)
+            return _denying_handler(handler)
         method = details.method
         if handler.unary_unary:
             return handler._replace(unary_unary=_wrap_unary(handler.unary_unary, method))

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Install everything SocialGAN needs on a fresh Linux machine: Java 17 (TorchServe runs
+# on it), a Python virtual environment in .venv with the package and all its extras.
+# Idempotent and quick when nothing changed (a stamp holds the hash of pyproject.toml).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { echo "setup: $*" >&2; }
+
+java_ok() { java -version 2>&1 | grep -qE 'version "(1[7-9]|[2-9][0-9])'; }
+if ! java_ok; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing Java 17 for TorchServe (apt-get)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null
+  else
+    say "TorchServe needs Java 17 or newer: install openjdk-17-jre-headless (or run this as root)"; exit 1
+  fi
+fi
+
+PY=${PYTHON:-python3}
+"$PY" -c 'import sys; sys.exit(sys.version_info < (3, 10))' || { say "Python 3.10+ is needed"; exit 1; }
+[ -x .venv/bin/python ] || { say "creating .venv"; "$PY" -m venv .venv; }
+
+stamp=".venv/.socialgan-$(sha256sum pyproject.toml | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  say "installing Python packages into .venv (torch from local disk where available; a few minutes)"
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e '.[train,serve,dev]'
+  rm -f .venv/.socialgan-*; touch "$stamp"
+else
+  # The package itself is editable; only re-link when the install was removed.
+  .venv/bin/python -c 'import socialgan' 2>/dev/null || .venv/bin/python -m pip install -q --no-deps -e .
+fi
+say "ready (.venv)"

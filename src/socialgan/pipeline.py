@@ -1,0 +1,193 @@
+"""The end-to-end job as a client of the four services: hashtag in, published grid out.
+
+    StartScrape/WatchScrape -> FilterDataset -> StartTraining/WatchTraining
+        -> GenerateGrid -> Publish
+
+Everything goes over gRPC, so the same code drives the local stack, docker-compose
+and Kubernetes; only the Endpoints differ.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+
+import grpc
+from tqdm import tqdm
+
+from socialgan.rpc.client import open_channel
+from socialgan.rpc.convert import state_name
+from socialgan.supervisor import Endpoints
+from socialgan.v1 import (
+    common_pb2,
+    generator_pb2,
+    generator_pb2_grpc,
+    publisher_pb2,
+    publisher_pb2_grpc,
+    scraper_pb2,
+    scraper_pb2_grpc,
+    trainer_pb2,
+    trainer_pb2_grpc,
+)
+
+# Deadlines per call: unary calls are quick; streams last as long as their job.
+QUICK = 30.0
+GENERATE = 300.0  # the first grid of a model includes registering it with TorchServe
+LONG = 24 * 3600.0
+
+
+class PipelineError(RuntimeError):
+    """A stage ended without success; the message says which and why."""
+
+
+@dataclass
+class PipelineOptions:
+    hashtag: str
+    source: str  # a source spec, e.g. "folder:data/twemoji"
+    limit: int | None = None
+    resolution: int = 64
+    model: str = "dcgan"
+    steps: int = 300
+    seconds: float = 0.0
+    options: dict[str, str] = field(default_factory=dict)
+    seed: int = 0
+    grid_seed: int | None = None
+    target: str = "gallery"
+    dry_run: bool = False
+
+
+@dataclass
+class PipelineResult:
+    scrape: scraper_pb2.ScrapeJob
+    dataset: trainer_pb2.Dataset
+    training: trainer_pb2.TrainingJob
+    grid: generator_pb2.GenerateGridResponse
+    post: publisher_pb2.Post
+
+
+TARGETS = {
+    "gallery": publisher_pb2.PUBLISH_TARGET_GALLERY,
+    "instagram": publisher_pb2.PUBLISH_TARGET_INSTAGRAM,
+    "mastodon": publisher_pb2.PUBLISH_TARGET_MASTODON,
+    "x": publisher_pb2.PUBLISH_TARGET_X,
+}
+
+
+def _bar(desc: str, total: int | None, quiet: bool) -> tqdm:
+    return tqdm(total=total, desc=desc, unit="img" if "train" not in desc else "step",
+                disable=quiet, file=sys.stderr, dynamic_ncols=True, leave=True)
+
+
+def _require_success(stage: str, status: common_pb2.JobStatus) -> None:
+    if status.state != common_pb2.JOB_STATE_SUCCEEDED:
+        raise PipelineError(f"{stage} {status.job_id} ended {state_name(status.state)}: "
+                            f"{status.message}")
+
+
+def scrape(endpoints: Endpoints, opts: PipelineOptions, quiet=False) -> scraper_pb2.ScrapeJob:
+    stub = scraper_pb2_grpc.ScraperServiceStub(open_channel(endpoints.scraper, endpoints.token))
+    request = scraper_pb2.StartScrapeRequest(
+        source=scraper_pb2.SourceSpec(spec=opts.source), hashtag=opts.hashtag)
+    if opts.limit:
+        request.limit = opts.limit
+    job = stub.StartScrape(request, timeout=QUICK)
+    with _bar(f"scrape #{opts.hashtag}", None, quiet) as bar:
+        for job in stub.WatchScrape(scraper_pb2.WatchScrapeRequest(job_id=job.status.job_id),
+                                    timeout=LONG):
+            c = job.counts
+            bar.total = max(c.found, 1)
+            bar.n = c.downloaded + c.duplicates + c.failed
+            bar.set_postfix(stored=c.downloaded, dup=c.duplicates, failed=c.failed, refresh=False)
+            bar.refresh()
+    _require_success("scrape", job.status)
+    return job
+
+
+def filter_dataset(endpoints: Endpoints, opts: PipelineOptions, quiet=False) -> trainer_pb2.Dataset:
+    stub = trainer_pb2_grpc.TrainerServiceStub(open_channel(endpoints.trainer, endpoints.token))
+    request = trainer_pb2.FilterDatasetRequest(hashtag=opts.hashtag, resolution=opts.resolution)
+    dataset = None
+    with _bar("filter", None, quiet) as bar:
+        for progress in stub.FilterDataset(request, timeout=LONG):
+            bar.total, bar.n = progress.total, progress.processed
+            bar.set_postfix(kept=progress.kept, refresh=False)
+            bar.refresh()
+            if progress.HasField("dataset"):
+                dataset = progress.dataset
+    if dataset is None:
+        raise PipelineError("filter ended without a dataset")
+    return dataset
+
+
+def train(endpoints: Endpoints, opts: PipelineOptions, dataset_id: str,
+          quiet=False) -> trainer_pb2.TrainingJob:
+    stub = trainer_pb2_grpc.TrainerServiceStub(open_channel(endpoints.trainer, endpoints.token))
+    job = stub.StartTraining(trainer_pb2.StartTrainingRequest(
+        dataset_id=dataset_id, model=opts.model, options=opts.options, seed=opts.seed,
+        budget=trainer_pb2.TrainingBudget(steps=opts.steps, seconds=opts.seconds),
+    ), timeout=QUICK)
+    with _bar(f"train {opts.model}", job.total_steps or None, quiet) as bar:
+        try:
+            for job in stub.WatchTraining(trainer_pb2.WatchTrainingRequest(run_id=job.run_id),
+                                          timeout=LONG):
+                bar.total = job.total_steps or bar.total
+                bar.n = job.step
+                bar.set_postfix({**{k: f"{v:.3f}" for k, v in job.losses.items()},
+                                 "img/s": f"{job.images_per_second:.0f}"}, refresh=False)
+                bar.refresh()
+        except KeyboardInterrupt:
+            stub.CancelTraining(trainer_pb2.CancelTrainingRequest(run_id=job.run_id),
+                                timeout=QUICK)
+            raise
+    _require_success("training", job.status)
+    return job
+
+
+def generate(endpoints: Endpoints, model_id: str, seed: int | None = None, count: int = 9,
+             store: bool = True) -> generator_pb2.GenerateGridResponse:
+    stub = generator_pb2_grpc.GeneratorServiceStub(
+        open_channel(endpoints.generator, endpoints.token))
+    request = generator_pb2.GenerateGridRequest(model_id=model_id, count=count, store=store)
+    if seed is not None:
+        request.seed = seed
+    return stub.GenerateGrid(request, timeout=GENERATE)
+
+
+def publish(endpoints: Endpoints, grid: generator_pb2.GenerateGridResponse, target: str,
+            dry_run: bool) -> publisher_pb2.Post:
+    stub = publisher_pb2_grpc.PublisherServiceStub(
+        open_channel(endpoints.publisher, endpoints.token))
+    meta = grid.metadata
+    return stub.Publish(publisher_pb2.PublishRequest(
+        target=TARGETS[target], grid_key=grid.grid_key, dry_run=dry_run,
+        idempotency_key=f"{meta.model_id}-{meta.seed}-{meta.count}",
+        caption=publisher_pb2.CaptionInputs(
+            hashtag=meta.hashtag, method=meta.method, metrics=dict(meta.metrics),
+            model_id=meta.model_id, seed=meta.seed),
+    ), timeout=QUICK)
+
+
+def run_pipeline(endpoints: Endpoints, opts: PipelineOptions, quiet: bool = False) -> PipelineResult:
+    """Run every stage in order; raises PipelineError (or grpc.RpcError with the service's
+    message) at the first stage that fails, after printing what that stage did."""
+    say = (lambda *_: None) if quiet else (lambda msg: print(msg, file=sys.stderr))
+    try:
+        scraped = scrape(endpoints, opts, quiet)
+        c = scraped.counts
+        say(f"scraped #{opts.hashtag}: {c.downloaded} stored, {c.duplicates} duplicates, "
+            f"{c.failed} failed")
+        dataset = filter_dataset(endpoints, opts, quiet)
+        dropped = ", ".join(f"{k} {v}" for k, v in sorted(dataset.dropped_by_reason.items()))
+        say(f"dataset {dataset.dataset_id}: {dataset.kept} kept, {dataset.dropped} dropped"
+            + (f" ({dropped})" if dropped else ""))
+        training = train(endpoints, opts, dataset.dataset_id, quiet)
+        say(f"run {training.run_id}: {training.step} steps, metrics "
+            + ", ".join(f"{k}={v:.4g}" for k, v in sorted(training.metrics.items())))
+        grid = generate(endpoints, training.run_id, seed=opts.grid_seed)
+        say(f"grid {grid.grid_key}: {grid.metadata.count} images, seed {grid.metadata.seed}, "
+            f"{grid.metadata.latency_ms:.0f} ms")
+        post = publish(endpoints, grid, opts.target, opts.dry_run)
+        say(f"post {post.post_id}: {publisher_pb2.PostState.Name(post.state)} at {post.url}")
+    except grpc.RpcError as exc:
+        raise PipelineError(f"{exc.code().name}: {exc.details()}") from None
+    return PipelineResult(scraped, dataset, training, grid, post)

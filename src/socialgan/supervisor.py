@@ -1,0 +1,189 @@
+"""Run the whole system on one machine: TorchServe and the four services as child
+processes on loopback, the embedded default for the one-command demo and the e2e test.
+
+The children get their configuration through environment variables only, exactly as
+they do in docker-compose and Kubernetes; only the addresses differ.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+
+from socialgan import settings
+from socialgan.rpc.client import wait_healthy
+
+log = logging.getLogger("socialgan.supervisor")
+
+SERVICES = ("scraper", "trainer", "generator", "publisher")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Endpoints:
+    """Where a client reaches the four services, and the token it must send."""
+
+    scraper: str
+    trainer: str
+    generator: str
+    publisher: str
+    token: str
+
+    @classmethod
+    def from_env(cls) -> Endpoints:
+        return cls(
+            scraper=settings.require("SCRAPER_SERVICE_ADDR"),
+            trainer=settings.require("TRAINER_SERVICE_ADDR"),
+            generator=settings.require("GENERATOR_SERVICE_ADDR"),
+            publisher=settings.require("PUBLISHER_SERVICE_ADDR"),
+            token=settings.require("SOCIALGAN_API_TOKEN"),
+        )
+
+
+@dataclass
+class LocalStack:
+    """TorchServe + scraper + trainer + generator + publisher on 127.0.0.1.
+
+    Use as a context manager: entering starts everything and waits for health,
+    leaving stops everything (SIGTERM, then SIGKILL after a grace period).
+    """
+
+    workdir: Path
+    storage_dir: Path | None = None
+    fixed_ports: bool = False  # True: the documented default ports; False: free ones
+    token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    startup_timeout: float = 180.0
+    extra_env: dict[str, str] = field(default_factory=dict)
+    _children: dict[str, subprocess.Popen] = field(default_factory=dict, init=False)
+    _log_files: list = field(default_factory=list, init=False)
+    endpoints: Endpoints | None = field(default=None, init=False)
+
+    def _ports(self) -> dict[str, int]:
+        if self.fixed_ports:
+            return dict(settings.DEFAULT_PORTS)
+        return {name: free_port() for name in SERVICES}
+
+    def _env(self, ports: dict[str, int]) -> dict[str, str]:
+        ts = {name: f"127.0.0.1:{free_port()}" for name in
+              ("TORCHSERVE_INFERENCE_ADDR", "TORCHSERVE_MANAGEMENT_ADDR",
+               "TORCHSERVE_HTTP_INFERENCE_ADDR", "TORCHSERVE_HTTP_MANAGEMENT_ADDR",
+               "TORCHSERVE_METRICS_ADDR")}
+        env = dict(os.environ)
+        env.update(
+            SOCIALGAN_API_TOKEN=self.token,
+            LISTEN_HOST="127.0.0.1",
+            STORAGE_BACKEND="local",
+            STORAGE_DIR=str((self.storage_dir or self.workdir / "storage").resolve()),
+            TORCHSERVE_MODEL_STORE=str((self.workdir / "model-store").resolve()),
+            PYTHONUNBUFFERED="1",
+            **ts,
+        )
+        env.update({f"{name.upper()}_SERVICE_ADDR": f"127.0.0.1:{port}"
+                    for name, port in ports.items()})
+        env.update(self.extra_env)
+        return env
+
+    def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        logs = self.workdir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        out = open(logs / f"{name}.log", "ab")
+        self._log_files.append(out)
+        self._children[name] = subprocess.Popen(
+            [sys.executable, *args], env=env, stdout=out, stderr=subprocess.STDOUT,
+            cwd=self.workdir, start_new_session=True,  # our Ctrl-C is ours to forward
+        )
+
+    def start(self) -> Endpoints:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        ports = self._ports()
+        env = self._env(ports)
+        self._spawn("torchserve", ["-m", "socialgan.serving.torchserve"], env)
+        for name in SERVICES:
+            self._spawn(name, ["-m", f"services.{name}.server"], {**env, "PORT": str(ports[name])})
+        deadline = time.monotonic() + self.startup_timeout
+        try:
+            for name in SERVICES:
+                self._wait(name, lambda a=f"127.0.0.1:{ports[name]}": wait_healthy(a, 2), deadline)
+            self._wait("torchserve", lambda: _ping_torchserve(env["TORCHSERVE_INFERENCE_ADDR"]),
+                       deadline)
+        except BaseException:
+            self.stop()
+            raise
+        self.endpoints = Endpoints(token=self.token, **{
+            name: f"127.0.0.1:{ports[name]}" for name in SERVICES})
+        return self.endpoints
+
+    def _wait(self, name: str, check, deadline: float) -> None:
+        log.info("waiting for %s", name)
+        while True:
+            child = self._children[name]
+            if child.poll() is not None:
+                raise RuntimeError(f"{name} exited with code {child.returncode}; see "
+                                   f"{self.workdir / 'logs' / (name + '.log')}")
+            try:
+                check()
+                return
+            except (TimeoutError, grpc.RpcError):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{name} did not become healthy in "
+                                       f"{self.startup_timeout:.0f}s; see "
+                                       f"{self.workdir / 'logs' / (name + '.log')}") from None
+                time.sleep(0.5)
+
+    def stop(self, grace: float = 20.0) -> None:
+        # Services first (they may be mid-call into TorchServe), TorchServe last.
+        order = [n for n in (*SERVICES, "torchserve") if n in self._children]
+        for name in order:
+            if self._children[name].poll() is None:
+                self._children[name].send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for name in order:
+            child = self._children[name]
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop in time; killing it", name)
+                os.killpg(child.pid, signal.SIGKILL)
+                child.wait()
+        self._children.clear()
+        for f in self._log_files:
+            f.close()
+        self._log_files.clear()
+
+    def __enter__(self) -> Endpoints:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _ping_torchserve(address: str) -> None:
+    from google.protobuf import empty_pb2
+
+    from socialgan.torchserve import inference_pb2_grpc
+
+    with grpc.insecure_channel(address) as channel:
+        reply = inference_pb2_grpc.InferenceAPIsServiceStub(channel).Ping(
+            empty_pb2.Empty(), timeout=2)
+    try:
+        status = json.loads(reply.health).get("status")
+    except ValueError:
+        status = reply.health
+    if status != "Healthy":
+        raise TimeoutError(f"TorchServe says {reply.health!r}")
