@@ -31,4 +31,6 @@ else
   # The package itself is editable; only re-link when the install was removed.
   .venv/bin/python -c 'import socialgan' 2>/dev/null || .venv/bin/python -m pip install -q --no-deps -e .
 fi
+# Offline validators for docker-compose.yml (the compose-spec schema and Compose itself).
+scripts/fetch_schemas.sh
 say "ready (.venv)"

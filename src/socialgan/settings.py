@@ -64,6 +64,8 @@ ENV_VARS: dict[str, EnvVar] = {
                ("generator",)),
         EnvVar("TORCHSERVE_METRICS_ADDR", "127.0.0.1:8082",
                "TorchServe Prometheus metrics address.", ("generator",)),
+        EnvVar("TORCHSERVE_WORK_DIR", "var/torchserve",
+               "Writable folder for TorchServe's config, logs and sockets.", ("generator",)),
         EnvVar("SCRAPER_SERVICE_ADDR", "127.0.0.1:50051", "Where clients reach the scraper.",
                _CLIENTS),
         EnvVar("TRAINER_SERVICE_ADDR", "127.0.0.1:50052", "Where clients reach the trainer.",

@@ -91,6 +91,7 @@ class LocalStack:
             STORAGE_BACKEND="local",
             STORAGE_DIR=str((self.storage_dir or self.workdir / "storage").resolve()),
             TORCHSERVE_MODEL_STORE=str((self.workdir / "model-store").resolve()),
+            TORCHSERVE_WORK_DIR=str((self.workdir / "torchserve").resolve()),
             PYTHONUNBUFFERED="1",
             **ts,
         )

@@ -22,6 +22,18 @@ from __future__ import annotations
 from socialgan.validation import check_identifier, normalize_hashtag
 
 
+def new_id(stem: str) -> str:
+    """A fresh dataset/run id, '<stem>-<yyyymmdd-hhmmss>-<4hex>': sorts by time, reads at a glance.
+    Characters an id cannot hold (non-ASCII hashtags) are left out of the stem."""
+    import re
+    import secrets
+    import time
+
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "", stem).lstrip("_.-")[:64] or "id"
+    return check_identifier(
+        f"{stem}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(2)}", "id")
+
+
 def raw_prefix(hashtag: str) -> str:
     return f"raw/{normalize_hashtag(hashtag)}/"
 

@@ -1,0 +1,12 @@
+"""Serving generators: the TorchServe handler, .mar archives, TorchServe as a process and
+a client, and generate_grid(), the core of the Generator service.
+
+    grid.generate_grid(store, backend, model_id, ...)   validation, grid, storage
+    backends.TorchServeBackend / InProcessBackend        where the images come from
+    torchserve.TorchServeProcess / TorchServeClient      TorchServe itself
+    archive.build_mar                                    models/<id>/ -> <store>/<id>-<digest>.mar
+    handler.GeneratorHandler                             runs inside TorchServe's worker
+    wire                                                 what travels between the two
+
+Kept import-light: handler.py imports this package inside TorchServe's worker.
+"""

@@ -1,0 +1,96 @@
+"""TorchServe custom handler: seed + count in, uint8 images (.npy bytes) out.
+
+archive.py packs this file into every .mar; TorchServe imports it in its Python worker,
+which must be an interpreter where socialgan is installed (TorchServeProcess starts
+TorchServe with this very interpreter, and TorchServe runs its workers with the one that
+started it).
+
+BaseHandler's own initialize() would torch.load() without weights_only; this one loads
+the plain state_dict with weights_only=True and rebuilds the network from the model card,
+so a .mar can never run pickled code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+
+import torch
+from ts.torch_handler.base_handler import BaseHandler
+from ts.utils.util import PredictionException
+
+from socialgan.errors import InvalidArgument
+from socialgan.models import build_generator, generate_uint8
+from socialgan.serving import wire
+from socialgan.serving.archive import CARD_FILE, WEIGHTS_FILE
+
+log = logging.getLogger(__name__)
+
+NPY_CONTENT_TYPE = "application/x-npy"
+
+
+class GeneratorHandler(BaseHandler):
+    def initialize(self, context):
+        properties = context.system_properties
+        model_dir = properties["model_dir"]
+        gpu_id = properties.get("gpu_id")
+        self.device = torch.device(
+            f"cuda:{gpu_id}" if torch.cuda.is_available() and gpu_id is not None else "cpu")
+        self.manifest = context.manifest
+        with open(os.path.join(model_dir, CARD_FILE)) as f:
+            self.card = json.load(f)
+        weights_path = os.path.join(model_dir, WEIGHTS_FILE)
+        expected = self.card.get("weights_sha256")
+        if expected:
+            with open(weights_path, "rb") as f:
+                actual = hashlib.sha256(f.read()).hexdigest()
+            if actual != expected:
+                raise RuntimeError(
+                    f"{WEIGHTS_FILE} has sha256 {actual}, the card says {expected}")
+        state = torch.load(weights_path, map_location=self.device, weights_only=True)
+        netG = build_generator(self.card["arch"], self.card["arch_options"])
+        netG.load_state_dict(state)
+        self.model = netG.to(self.device).eval()
+        self.latent_dim = int(self.card["latent_dim"])
+        self.initialized = True
+        log.info("loaded %s version %s (%s) on %s", self.card["model_id"],
+                 self.card["model_version"], self.card["arch"], self.device)
+
+    def handle(self, data, context):
+        """data is a batch: one input map per request; the answer is one item per request.
+
+        A bad request gets a 400 naming the field. TorchServe's gRPC API drops per-item
+        statuses (it answers OK with the message as the prediction), so a batch of one,
+        which is how the generator registers models, fails as a whole instead: gRPC then
+        says INVALID_ARGUMENT. In bigger batches one bad request fails only itself (its
+        item is the message, which wire.decode_images rejects)."""
+        results: list[bytes] = []
+        for idx, request in enumerate(data):
+            try:
+                seed, count = wire.decode_request(_inputs(request))
+            except InvalidArgument as exc:
+                if len(data) == 1:
+                    raise PredictionException(str(exc), 400) from None
+                context.set_response_status(400, str(exc), idx)
+                results.append(str(exc).encode())
+                continue
+            images = generate_uint8(self.model, seed, count, self.latent_dim)
+            context.set_response_content_type(idx, NPY_CONTENT_TYPE)
+            results.append(wire.encode_images(images))
+        return results
+
+
+def _inputs(request: dict) -> dict:
+    """The named inputs of one request: gRPC sends them as separate entries; an HTTP
+    client may send one JSON body {"seed": .., "count": ..} instead."""
+    if "seed" in request or "count" in request:
+        return request
+    body = request.get("body", request.get("data"))
+    if isinstance(body, (bytes, bytearray)):
+        try:
+            body = json.loads(body)
+        except ValueError:
+            raise InvalidArgument("body", "is not JSON with 'seed' and 'count'") from None
+    return body if isinstance(body, dict) else request

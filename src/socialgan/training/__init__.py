@@ -1,0 +1,17 @@
+"""Training GANs on filtered datasets: options, the loop, checkpoints and resume."""
+
+from socialgan.training.checkpoint import latest_pointer, load_latest, save_checkpoint
+from socialgan.training.config import (
+    DEFAULT_CHECKPOINT_EVERY,
+    DEFAULT_MODEL,
+    LoopOptions,
+    RunSpec,
+    parse_options,
+)
+from socialgan.training.loop import RunPlan, prepare_run, resolve_device, train
+
+__all__ = [
+    "DEFAULT_CHECKPOINT_EVERY", "DEFAULT_MODEL", "LoopOptions", "RunPlan", "RunSpec",
+    "latest_pointer", "load_latest", "parse_options", "prepare_run", "resolve_device",
+    "save_checkpoint", "train",
+]

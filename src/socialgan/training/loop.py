@@ -1,0 +1,340 @@
+"""The training loop, readable in one sitting (in the spirit of nanoGPT and the PyTorch
+DCGAN tutorial): dataset -> device once, then D step, G step, repeat until the budget
+is spent; checkpoints, samples and history to storage along the way; metrics and the
+exported generator at the end.
+
+Progress goes to `report`, which has Job.update's signature (message=, fraction_done=,
+**progress) and may raise jobs.Cancelled; the loop then checkpoints and re-raises, so a
+cancelled run can be resumed by starting it again with the same run_id.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from socialgan import metrics, settings
+from socialgan.errors import FailedPrecondition, InvalidArgument
+from socialgan.filtering import load_dataset, read_manifest
+from socialgan.images import encode, make_grid
+from socialgan.jobs import Cancelled
+from socialgan.models import build_discriminator, build_generator, generate_uint8
+from socialgan.models.export import export_generator
+from socialgan.storage import ObjectStore, keys
+from socialgan.training.checkpoint import latest_pointer, load_latest, save_checkpoint
+from socialgan.training.config import DEFAULT_MODEL, LoopOptions, RunSpec, parse_options
+
+log = logging.getLogger("socialgan.training")
+
+Report = Callable[..., None]
+
+# Human-readable names for model cards and captions.
+ARCH_TITLES = {"dcgan": "DCGAN (PyTorch tutorial)"}
+METRICS = ("swd",)
+REPORT_EVERY_S = 0.5  # progress (and the cancel check) at most this often
+# Seed of the latents the final metrics use; apart from sample_seed so the grids
+# people see are not the images the metric was computed on.
+METRIC_SEED = 1_000_003
+
+
+def resolve_device(name: str | None = None) -> torch.device:
+    """TRAINER_DEVICE: 'auto' takes the GPU when there is one."""
+    name = (name or settings.get("TRAINER_DEVICE") or "auto").lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise FailedPrecondition("TRAINER_DEVICE=cuda but torch sees no CUDA device")
+    if name not in ("cpu", "cuda"):
+        raise FailedPrecondition(f"TRAINER_DEVICE={name!r}: use auto, cpu or cuda")
+    return torch.device(name)
+
+
+@dataclass
+class RunPlan:
+    """A request checked against storage: what train() will do."""
+
+    spec: RunSpec  # run_id, dataset_id and model filled in
+    loop: LoopOptions
+    arch_options: dict[str, Any]
+    dataset: dict[str, Any]  # the dataset manifest
+    resume_step: int | None  # step of the checkpoint a resumed run starts from
+
+    @property
+    def latent_dim(self) -> int:
+        return int(self.arch_options["nz"])
+
+
+def prepare_run(store: ObjectStore, spec: RunSpec) -> RunPlan:
+    """Validate a request without training: the budget, the options, the dataset (NotFound
+    if missing) and whether the model can make its images. A run_id that already has a
+    checkpoint is a resume: its dataset, model and options are the saved ones. An empty
+    run_id gets a new one, '<hashtag>-<yyyymmdd-hhmmss>-<4hex>'."""
+    spec = dataclasses.replace(spec, options=dict(spec.options))
+    pointer = latest_pointer(store, spec.run_id) if spec.run_id else None
+    if pointer is not None:
+        saved = store.get_json(keys.run_options_key(spec.run_id))
+        for name in ("dataset_id", "model", "options"):
+            given = getattr(spec, name)
+            if given and given != saved[name]:
+                raise InvalidArgument(
+                    name, f"run {spec.run_id!r} was started with {saved[name]!r}; a resumed run "
+                    "keeps its dataset, model and options (leave them empty, or pick a new run_id)")
+            setattr(spec, name, saved[name])
+    spec.model = spec.model or DEFAULT_MODEL
+    if not spec.dataset_id:
+        raise InvalidArgument("dataset_id", "is empty; give the id FilterDataset returned")
+    manifest = read_manifest(store, spec.dataset_id)
+    if not spec.run_id:
+        spec.run_id = keys.new_id(manifest["hashtag"])
+    spec.validate()
+    loop, arch = parse_options(spec.model, spec.options,
+                               fixed={"image_size": manifest["height"]})
+    _check_output_shape(spec.model, arch, manifest)
+    return RunPlan(spec, loop, arch, manifest, pointer["step"] if pointer else None)
+
+
+def _check_output_shape(model: str, arch: dict[str, Any], manifest: dict[str, Any]) -> None:
+    # Asking the network itself keeps this right for every architecture in the registry.
+    want = (manifest["height"], manifest["width"])
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            got = tuple(build_generator(model, arch).eval()(
+                torch.zeros(1, int(arch["nz"]), 1, 1)).shape[-2:])
+    except ValueError as exc:
+        raise InvalidArgument("dataset_id", f"{model} cannot train on {want[1]}x{want[0]} "
+                              f"images: {exc}") from None
+    if got != want:
+        raise InvalidArgument("dataset_id", f"{model} makes {got[1]}x{got[0]} images; dataset "
+                              f"{manifest['dataset_id']!r} holds {want[1]}x{want[0]} "
+                              f"({manifest['aspect']})")
+
+
+def _method(model: str, width: int, height: int, steps: int, images: int) -> str:
+    return f"{ARCH_TITLES.get(model, model)}, {width}x{height}, {steps} steps on {images} images"
+
+
+def _no_report(message: str | None = None, fraction_done: float | None = None,
+               **progress: Any) -> None:
+    pass
+
+
+@torch.no_grad()
+def _generate(netG: nn.Module, seed: int, count: int, latent_dim: int,
+              chunk: int = 128) -> np.ndarray:
+    """count images in eval mode (what the exported generator will make), in chunks."""
+    was_training = netG.training
+    netG.eval()
+    try:
+        parts = [generate_uint8(netG, seed + i, min(chunk, count - start), latent_dim)
+                 for i, start in enumerate(range(0, count, chunk))]
+    finally:
+        netG.train(was_training)
+    return np.concatenate(parts)
+
+
+def train(store: ObjectStore, spec: RunSpec, report: Report | None = None,
+          device: str | torch.device | None = None) -> dict[str, Any]:
+    """Train (or resume) spec.run_id until its budget is spent, then compute metrics and
+    export the generator to models/<run_id>/. Returns the final progress dict."""
+    plan = prepare_run(store, spec)
+    spec, opts = plan.spec, plan.loop
+    run_id, nz, bs = spec.run_id, plan.latent_dim, opts.batch_size
+    report = report or _no_report
+    device = torch.device(device) if device is not None else resolve_device()
+    started = time.time()
+
+    # Data: decoded once by the filter; here one uint8 NHWC tensor on the device.
+    images, manifest = load_dataset(store, spec.dataset_id)
+    data = torch.from_numpy(images).to(device)
+    height, width = images.shape[1:3]
+
+    # Networks and optimisers, as in the tutorial. Seeding inside fork_rng makes the
+    # initial weights reproducible without touching the process-wide RNG other jobs use.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(spec.seed)
+        netG = build_generator(spec.model, plan.arch_options).to(device)
+        netD = build_discriminator(spec.model, plan.arch_options).to(device)
+    if device.type == "cuda":
+        netG = netG.to(memory_format=torch.channels_last)
+        netD = netD.to(memory_format=torch.channels_last)
+    optG = torch.optim.Adam(netG.parameters(), lr=opts.lr, betas=(opts.beta1, opts.beta2))
+    optD = torch.optim.Adam(netD.parameters(), lr=opts.lr, betas=(opts.beta1, opts.beta2))
+    # Own generators for batch choice and latents: a resumed run draws exactly what
+    # the uninterrupted run would have drawn.
+    data_rng = torch.Generator().manual_seed(spec.seed)
+    noise_rng = torch.Generator(device=device).manual_seed(spec.seed + 1)
+
+    step, history, samples = 0, [], []
+    if plan.resume_step is not None:
+        state = load_latest(store, run_id)
+        assert state is not None
+        netG.load_state_dict(state["netG"])
+        netD.load_state_dict(state["netD"])
+        optG.load_state_dict(state["optG"])
+        optD.load_state_dict(state["optD"])
+        data_rng.set_state(state["rng"]["data"])
+        noise_rng.set_state(state["rng"]["noise"])
+        step, history, samples = state["step"], state["history"], state["samples"]
+        log.info("resuming %s from step %d", run_id, step)
+    checkpointed_step = step if plan.resume_step is not None else None
+
+    store.put_json(keys.run_options_key(run_id), {
+        "run_id": run_id, "dataset_id": spec.dataset_id, "hashtag": manifest["hashtag"],
+        "model": spec.model, "options": spec.options, "loop": dataclasses.asdict(opts),
+        "arch_options": plan.arch_options, "seed": spec.seed, "checkpoint_every":
+        spec.checkpoint_every, "budget": {"steps": spec.steps, "seconds": spec.seconds},
+        "device": str(device), "images": len(images), "resumed_from_step": plan.resume_step,
+        "started_unix": started,
+    })
+
+    progress: dict[str, Any] = {
+        "run_id": run_id, "dataset_id": spec.dataset_id, "model": spec.model, "step": step,
+        "total_steps": spec.steps, "losses": {}, "images_per_second": 0.0, "metrics": {},
+        "latest_sample_key": samples[-1] if samples else "",
+        "latest_checkpoint_key": keys.checkpoint_key(run_id, step) if checkpointed_step
+        is not None else "",
+        "samples_written": len(samples), "export_prefix": "",
+    }
+
+    def write_history() -> None:
+        store.put_json(keys.run_metrics_key(run_id), {
+            "run_id": run_id, "step": step, "history": history, "samples": samples,
+            "metrics": progress["metrics"]})
+
+    def checkpoint() -> None:
+        nonlocal checkpointed_step
+        sample = make_grid(_generate(netG, opts.sample_seed, opts.sample_count, nz),
+                           columns=math.ceil(math.sqrt(opts.sample_count)))
+        sample_key = keys.run_sample_key(run_id, step)
+        store.put_bytes(sample_key, encode(sample), "image/png")
+        samples.append(sample_key)
+        state = {
+            "format": 1, "step": step, "run_id": run_id, "dataset_id": spec.dataset_id,
+            "model": spec.model, "arch_options": plan.arch_options,
+            "loop": dataclasses.asdict(opts), "netG": netG.state_dict(),
+            "netD": netD.state_dict(), "optG": optG.state_dict(), "optD": optD.state_dict(),
+            "rng": {"data": data_rng.get_state(), "noise": noise_rng.get_state()},
+            "history": history, "samples": samples,
+        }
+        key = save_checkpoint(store, run_id, step, state, keep=opts.keep_checkpoints)
+        checkpointed_step = step
+        write_history()
+        progress.update(latest_checkpoint_key=key, latest_sample_key=sample_key,
+                        samples_written=len(samples))
+
+    def next_batch() -> torch.Tensor:
+        # Random minibatch (with replacement) -> float in [-1, 1], NCHW view of NHWC data.
+        index = torch.randint(len(data), (bs,), generator=data_rng).to(device)
+        return data[index].permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+
+    bce = nn.BCEWithLogitsLoss()
+    real_label = torch.ones(bs, device=device)
+    fake_label = torch.zeros(bs, device=device)
+    use_amp = opts.amp and device.type == "cuda"
+    t0 = time.monotonic()
+    deadline = t0 + spec.seconds if spec.seconds else math.inf
+    # Losses are summed on the device and read once per window: reading them every
+    # step would make a GPU wait for each step to finish.
+    loss_sum = torch.zeros(2, device=device)
+    window_steps, last_report, report_step = 0, t0, step
+
+    def budget_left() -> bool:
+        return (not spec.steps or step < spec.steps) and time.monotonic() < deadline
+
+    def fraction() -> float:
+        parts = [step / spec.steps if spec.steps else 0.0,
+                 (time.monotonic() - t0) / spec.seconds if spec.seconds else 0.0]
+        return min(1.0, max(parts))
+
+    try:
+        while budget_left():
+            real = next_batch()
+            z = torch.randn(bs, nz, 1, 1, device=device, generator=noise_rng)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                # D: tell real from fake (maximise log D(x) + log(1 - D(G(z)))).
+                fake = netG(z)
+                loss_d = bce(netD(real), real_label) + bce(netD(fake.detach()), fake_label)
+            optD.zero_grad(set_to_none=True)
+            loss_d.backward()
+            optD.step()
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                # G: make D call the fakes real (the non-saturating loss, maximise log D(G(z))).
+                loss_g = bce(netD(fake), real_label)
+            optG.zero_grad(set_to_none=True)
+            loss_g.backward()
+            optG.step()
+            step += 1
+            loss_sum += torch.stack([loss_d.detach(), loss_g.detach()]).float()
+            window_steps += 1
+
+            if window_steps == opts.log_every or not budget_left():
+                loss_d_mean, loss_g_mean = (loss_sum / window_steps).tolist()
+                progress["losses"] = {"loss_d": loss_d_mean, "loss_g": loss_g_mean}
+                history.append({"step": step, "loss_d": loss_d_mean, "loss_g": loss_g_mean,
+                                "seconds": time.monotonic() - t0})
+                loss_sum.zero_()
+                window_steps = 0
+            if step % spec.checkpoint_every == 0:
+                checkpoint()
+            now = time.monotonic()
+            if now - last_report >= REPORT_EVERY_S or step % spec.checkpoint_every == 0:
+                if window_steps:
+                    loss_d_now, loss_g_now = (loss_sum / window_steps).tolist()
+                    progress["losses"] = {"loss_d": loss_d_now, "loss_g": loss_g_now}
+                progress["images_per_second"] = (step - report_step) * bs / max(
+                    now - last_report, 1e-6)
+                progress["step"] = step
+                last_report, report_step = now, step
+                losses = progress["losses"]
+                report(message=f"step {step}" + (f"/{spec.steps}" if spec.steps else "")
+                       + f", loss_d {losses['loss_d']:.3f}, loss_g {losses['loss_g']:.3f}",
+                       fraction_done=fraction(), **progress)
+    except Cancelled:
+        progress["step"] = step
+        if checkpointed_step != step:
+            checkpoint()
+        log.info("%s cancelled at step %d; checkpoint %s", run_id, step,
+                 progress["latest_checkpoint_key"])
+        with contextlib.suppress(Cancelled):  # record where the run stopped, for watchers
+            report(message=f"cancelled at step {step}", **progress)
+        raise
+
+    elapsed = time.monotonic() - t0
+    trained = step - (plan.resume_step or 0)
+    progress["step"] = step
+    progress["images_per_second"] = trained * bs / elapsed if trained and elapsed > 0 else 0.0
+    if checkpointed_step != step:
+        checkpoint()
+    report(message=f"step {step}: computing metrics", fraction_done=fraction(), **progress)
+
+    # Metrics: a fixed random subset of the real images vs as many generated ones.
+    pick = np.random.default_rng(spec.seed).permutation(len(images))[: opts.metric_images]
+    fake_images = _generate(netG, METRIC_SEED, len(pick), nz)
+    scores = metrics.compute(images[pick], fake_images, METRICS, seed=spec.seed)
+    losses = progress["losses"] or (
+        {"loss_d": history[-1]["loss_d"], "loss_g": history[-1]["loss_g"]} if history else {})
+    progress["metrics"] = {**scores, **losses}
+    write_history()
+
+    card_metrics = {"swd": scores["swd"], **losses}
+    progress["export_prefix"] = export_generator(store, run_id, netG, {
+        "arch": spec.model, "arch_options": plan.arch_options, "latent_dim": nz,
+        "width": int(width), "height": int(height), "hashtag": manifest["hashtag"],
+        "method": _method(spec.model, int(width), int(height), step, len(images)),
+        "metrics": card_metrics, "dataset_id": spec.dataset_id, "run_id": run_id,
+        "steps": step, "seed": spec.seed,
+    })
+    with contextlib.suppress(Cancelled):  # too late to cancel: the model is exported
+        report(message=f"trained {step} steps, swd {scores['swd']:.1f}; exported "
+               f"{progress['export_prefix']}", fraction_done=1.0, **progress)
+    return progress
