@@ -65,7 +65,7 @@ def test_core_errors_map_to_status_codes_with_messages(address):
 
 def test_reflection_lists_the_service(address):
     stub = reflection_pb2_grpc.ServerReflectionStub(open_channel(address, TEST_TOKEN))
-    replies = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]),
-                                        timeout=5)
+    request = reflection_pb2.ServerReflectionRequest(list_services="")
+    replies = stub.ServerReflectionInfo(iter([request]), timeout=5)
     names = {s.name for r in replies for s in r.list_services_response.service}
     assert "socialgan.v1.PublisherService" in names and "grpc.health.v1.Health" in names

@@ -66,8 +66,9 @@ def test_delete_is_idempotent(any_store):
     assert list(any_store.list("posts/")) == []
 
 
-@pytest.mark.parametrize("key", ["../x", "/etc/passwd", "raw/../../x", "raw//x", "a\\b", "", "raw/./x",
-                                 "raw/x y"])
+@pytest.mark.parametrize(
+    "key", ["../x", "/etc/passwd", "raw/../../x", "raw//x", "a\\b", "", "raw/./x", "raw/x y"]
+)
 def test_unsafe_keys_are_refused(any_store, key):
     with pytest.raises(InvalidArgument):
         any_store.put_bytes(key, b"x")

@@ -1,4 +1,4 @@
-"""SocialGAN: hashtag -> scraped images -> clean dataset -> GAN -> served generator -> published grid.
+"""SocialGAN: hashtag -> scraped images -> clean dataset -> GAN -> served generator -> grid post.
 
 The shared core every service imports: settings, storage, image helpers, the gRPC
 plumbing and generated stubs (socialgan.v1), and one subpackage per pipeline stage

@@ -30,15 +30,17 @@ def _key_value(text: str) -> tuple[str, str]:
 
 
 def _add_pipeline_args(p: argparse.ArgumentParser, *, hashtag: str | None,
-                       source: str | None, steps: int) -> None:
+                       source: str | None, steps: int, seconds: float = 0.0,
+                       options: tuple[tuple[str, str], ...] = ()) -> None:
     p.add_argument("--hashtag", default=hashtag, required=hashtag is None)
     p.add_argument("--source", default=source, required=source is None,
                    help="source spec: folder:PATH, zip:PATH or urls:FILE")
     p.add_argument("--limit", type=int, help="most images to scrape")
     p.add_argument("--model", default="dcgan")
     p.add_argument("--steps", type=int, default=steps, help="training steps (0: no limit)")
-    p.add_argument("--seconds", type=float, default=0.0, help="training time limit (0: none)")
-    p.add_argument("--option", type=_key_value, action="append", default=[],
+    p.add_argument("--seconds", type=float, default=seconds,
+                   help="training time limit (0: none)")
+    p.add_argument("--option", type=_key_value, action="append", default=list(options),
                    metavar="KEY=VALUE", help="model/training option, e.g. ngf=32")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--target", choices=sorted(TARGETS), default="gallery")
@@ -119,7 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="run the pipeline on the bundled Twemoji images")
-    _add_pipeline_args(demo, hashtag="emoji", source=f"folder:{DEMO_IMAGES}", steps=400)
+    # Sized for a 2-core CPU: about 1.5 minutes of training, enough to leave the grey
+    # phase DCGAN starts in (the tutorial's ngf=64, batch 128 is for a GPU).
+    _add_pipeline_args(demo, hashtag="emoji", source=f"folder:{DEMO_IMAGES}", steps=1500,
+                       seconds=90, options=(("ngf", "16"), ("ndf", "16"), ("batch_size", "32")))
     demo.set_defaults(func=_demo)
 
     run = sub.add_parser("run", help="run the pipeline for a hashtag and source")

@@ -24,8 +24,8 @@ class NotFound(SocialGanError):
 
 
 class FailedPrecondition(SocialGanError):
-    """The request is valid but the system is not in a state to do it (gRPC FAILED_PRECONDITION)."""
+    """The request is valid, but the system cannot do it now (gRPC FAILED_PRECONDITION)."""
 
 
 class Unavailable(SocialGanError):
-    """A dependency (storage, TorchServe, a social API) did not answer in time (gRPC UNAVAILABLE)."""
+    """A dependency (storage, TorchServe, a social API) did not answer (gRPC UNAVAILABLE)."""

@@ -91,9 +91,10 @@ def scrape(endpoints: Endpoints, opts: PipelineOptions, quiet=False) -> scraper_
     if opts.limit:
         request.limit = opts.limit
     job = stub.StartScrape(request, timeout=QUICK)
+    watch = stub.WatchScrape(scraper_pb2.WatchScrapeRequest(job_id=job.status.job_id),
+                             timeout=LONG)
     with _bar(f"scrape #{opts.hashtag}", None, quiet) as bar:
-        for job in stub.WatchScrape(scraper_pb2.WatchScrapeRequest(job_id=job.status.job_id),
-                                    timeout=LONG):
+        for job in watch:  # noqa: B020 - the last snapshot is the result
             c = job.counts
             bar.total = max(c.found, 1)
             bar.n = c.downloaded + c.duplicates + c.failed
@@ -127,9 +128,10 @@ def train(endpoints: Endpoints, opts: PipelineOptions, dataset_id: str,
         budget=trainer_pb2.TrainingBudget(steps=opts.steps, seconds=opts.seconds),
     ), timeout=QUICK)
     with _bar(f"train {opts.model}", job.total_steps or None, quiet) as bar:
+        watch = stub.WatchTraining(trainer_pb2.WatchTrainingRequest(run_id=job.run_id),
+                                   timeout=LONG)
         try:
-            for job in stub.WatchTraining(trainer_pb2.WatchTrainingRequest(run_id=job.run_id),
-                                          timeout=LONG):
+            for job in watch:  # noqa: B020 - the last snapshot is the result
                 bar.total = job.total_steps or bar.total
                 bar.n = job.step
                 bar.set_postfix({**{k: f"{v:.3f}" for k, v in job.losses.items()},
@@ -167,7 +169,9 @@ def publish(endpoints: Endpoints, grid: generator_pb2.GenerateGridResponse, targ
     ), timeout=QUICK)
 
 
-def run_pipeline(endpoints: Endpoints, opts: PipelineOptions, quiet: bool = False) -> PipelineResult:
+def run_pipeline(
+    endpoints: Endpoints, opts: PipelineOptions, quiet: bool = False
+) -> PipelineResult:
     """Run every stage in order; raises PipelineError (or grpc.RpcError with the service's
     message) at the first stage that fails, after printing what that stage did."""
     say = (lambda *_: None) if quiet else (lambda msg: print(msg, file=sys.stderr))

@@ -26,7 +26,9 @@ CARD_FIELDS = ("model_id", "model_version", "arch", "arch_options", "latent_dim"
                "height", "hashtag", "method", "metrics", "dataset_id", "created_unix")
 
 
-def export_generator(store: ObjectStore, model_id: str, netG: nn.Module, card: dict[str, Any]) -> str:
+def export_generator(
+    store: ObjectStore, model_id: str, netG: nn.Module, card: dict[str, Any]
+) -> str:
     """Store netG's weights and its card; returns the model prefix. The card is written
     last, so a model is listed only once its weights are complete."""
     state = {k: v.detach().cpu().contiguous() for k, v in netG.state_dict().items()}
@@ -46,7 +48,9 @@ def read_card(store: ObjectStore, model_id: str) -> dict[str, Any]:
     try:
         return store.get_json(keys.model_card_key(model_id))
     except NotFound:
-        raise NotFound(f"no model {model_id!r}: train one, or list models with ListModels") from None
+        raise NotFound(
+            f"no model {model_id!r}: train one, or list models with ListModels"
+        ) from None
 
 
 def load_generator(store: ObjectStore, model_id: str,
