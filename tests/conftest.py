@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import socket
 import uuid
 from pathlib import Path
 
 import pytest
 
+from socialgan.rpc.client import free_port
 from socialgan.storage import LocalObjectStore
 
 TEST_TOKEN = "test-token-not-a-secret"
 TWEMOJI_DIR = Path(__file__).parent / "data" / "twemoji"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(autouse=True)

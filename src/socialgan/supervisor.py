@@ -7,12 +7,10 @@ they do in docker-compose and Kubernetes; only the addresses differ.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,17 +20,12 @@ from pathlib import Path
 import grpc
 
 from socialgan import settings
-from socialgan.rpc.client import wait_healthy
+from socialgan.rpc.client import free_port, wait_healthy
+from socialgan.rpc.healthcheck import check_torchserve
 
 log = logging.getLogger("socialgan.supervisor")
 
 SERVICES = ("scraper", "trainer", "generator", "publisher")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -107,7 +100,9 @@ class LocalStack:
         self._log_files.append(out)
         self._children[name] = subprocess.Popen(
             [sys.executable, *args], env=env, stdout=out, stderr=subprocess.STDOUT,
-            cwd=self.workdir, start_new_session=True,  # our Ctrl-C is ours to forward
+            # The caller's folder, so relative paths (folder:data/x) mean the same to the
+            # services as to the person who typed them.
+            cwd=Path.cwd(), start_new_session=True,  # our Ctrl-C is ours to forward
         )
 
     def start(self) -> Endpoints:
@@ -121,8 +116,8 @@ class LocalStack:
         try:
             for name in SERVICES:
                 self._wait(name, lambda a=f"127.0.0.1:{ports[name]}": wait_healthy(a, 2), deadline)
-            self._wait("torchserve", lambda: _ping_torchserve(env["TORCHSERVE_INFERENCE_ADDR"]),
-                       deadline)
+            self._wait("torchserve",
+                       lambda: check_torchserve(env["TORCHSERVE_INFERENCE_ADDR"], 2), deadline)
         except BaseException:
             self.stop()
             raise
@@ -140,7 +135,7 @@ class LocalStack:
             try:
                 check()
                 return
-            except (TimeoutError, grpc.RpcError):
+            except (TimeoutError, RuntimeError, grpc.RpcError):
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"{name} did not become healthy in "
                                        f"{self.startup_timeout:.0f}s; see "
@@ -172,19 +167,3 @@ class LocalStack:
 
     def __exit__(self, *exc) -> None:
         self.stop()
-
-
-def _ping_torchserve(address: str) -> None:
-    from google.protobuf import empty_pb2
-
-    from socialgan.torchserve import inference_pb2_grpc
-
-    with grpc.insecure_channel(address) as channel:
-        reply = inference_pb2_grpc.InferenceAPIsServiceStub(channel).Ping(
-            empty_pb2.Empty(), timeout=2)
-    try:
-        status = json.loads(reply.health).get("status")
-    except ValueError:
-        status = reply.health
-    if status != "Healthy":
-        raise TimeoutError(f"TorchServe says {reply.health!r}")

@@ -37,6 +37,7 @@ from google.protobuf import empty_pb2
 from socialgan import settings
 from socialgan.errors import InvalidArgument, NotFound, Unavailable
 from socialgan.models.export import read_card
+from socialgan.rpc.client import free_port
 from socialgan.serving.archive import ModelArchive, build_mar
 from socialgan.storage import ObjectStore
 from socialgan.torchserve import (
@@ -58,12 +59,6 @@ _MAX_TMPDIR_LEN = 80
 class TorchServeError(RuntimeError):
     """TorchServe answered with an error that is neither bad input nor unavailability
     (e.g. the handler crashed); the gRPC layer reports it as INTERNAL with this message."""
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def _split(address: str) -> tuple[str, int]:
