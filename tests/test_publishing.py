@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import re
 
 import grpc
@@ -17,6 +16,7 @@ from socialgan.publishing import (
     CaptionInputs,
     build_caption,
     get_post,
+    posting,
     publish,
 )
 from socialgan.publishing.caption import count_hashtags
@@ -26,8 +26,6 @@ from socialgan.storage import keys
 from socialgan.v1 import publisher_pb2, publisher_pb2_grpc
 from tests.conftest import TEST_TOKEN
 
-# The module, not the function the package re-exports under the same name.
-publish_module = importlib.import_module("socialgan.publishing.publish")
 GRID = "grids/run-1/grid.png"
 INPUTS = CaptionInputs(hashtag="#Sunset", method="DCGAN (PyTorch tutorial), 64x64, 300 steps",
                        metrics={"swd": 12.345, "ms_ssim": 0.2141}, model_id="run-1", seed=7)
@@ -89,9 +87,9 @@ def test_publish_to_the_gallery_on_both_backends(any_store, grid):
 
 def test_gallery_lists_posts_newest_first_and_escapes_html(store, grid, monkeypatch):
     with_grid(store, grid)
-    monkeypatch.setattr(publish_module, "_now", lambda: 1_000_000.0)
+    monkeypatch.setattr(posting, "_now", lambda: 1_000_000.0)
     older = publish(store, "gallery", GRID, INPUTS)
-    monkeypatch.setattr(publish_module, "_now", lambda: 2_000_000.0)
+    monkeypatch.setattr(posting, "_now", lambda: 2_000_000.0)
     newer = publish(store, "gallery", GRID, CaptionInputs(
         hashtag="sunset", method='<script>alert("x")</script> & <b>bold</b>'))
 

@@ -10,7 +10,7 @@ from socialgan.publishing.caption import (
 )
 from socialgan.publishing.gallery import GalleryTarget, render_gallery
 from socialgan.publishing.post import DRAFT, FAILED, PUBLISHED, PUBLISHING, Post
-from socialgan.publishing.publish import TARGETS, get_post, get_target, publish
+from socialgan.publishing.posting import TARGETS, get_post, get_target, publish
 from socialgan.publishing.targets import NotConnectedTarget, PublishTarget
 
 __all__ = [
