@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import time
+
+from socialgan import settings
 
 _RESERVED = set(vars(logging.makeLogRecord({})))
 
@@ -38,4 +39,4 @@ def configure(service: str) -> None:
     handler.setFormatter(JsonFormatter(service))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(os.environ.get("LOG_LEVEL", "INFO").upper())
+    root.setLevel((settings.get("LOG_LEVEL") or "INFO").upper())
