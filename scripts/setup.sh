@@ -25,7 +25,7 @@ stamp=".venv/.socialgan-$(sha256sum pyproject.toml | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   say "installing Python packages into .venv (torch from local disk where available; a few minutes)"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e '.[train,serve,dev]'
+  .venv/bin/python -m pip install -q -e '.[train,serve,dev,filter]'
   rm -f .venv/.socialgan-*; touch "$stamp"
 else
   # The package itself is editable; only re-link when the install was removed.
@@ -33,4 +33,5 @@ else
 fi
 # Offline validators for docker-compose.yml (the compose-spec schema and Compose itself).
 scripts/fetch_schemas.sh
+scripts/fetch_eval_images.sh  # the filter's text detector and its evaluation photos
 say "ready (.venv)"

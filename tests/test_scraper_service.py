@@ -158,12 +158,79 @@ def test_folder_of_unusable_files_ends_failed_with_reasons(stub, tmp_path):
     assert final.counts.failed == 2 and final.counts.downloaded == 0
 
 
-def test_social_sources_are_failed_precondition(stub):
+def test_missing_credentials_are_failed_precondition_naming_the_variable(stub, monkeypatch):
+    monkeypatch.delenv("INSTAGRAM_ACCESS_TOKEN", raising=False)
     spec = scraper_pb2.SourceSpec(instagram=scraper_pb2.InstagramHashtagSource(user_id="1"))
     with pytest.raises(grpc.RpcError) as err:
         start(stub, spec)
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert "not implemented yet" in err.value.details()
+    assert "INSTAGRAM_ACCESS_TOKEN" in err.value.details()
+
+
+def test_instagram_budget_exceeded_is_refused_up_front(stub, store, monkeypatch):
+    from socialgan.scraping.instagram import HASHTAG_BUDGET, HashtagBudget
+
+    monkeypatch.setenv("INSTAGRAM_ACCESS_TOKEN", "token")
+    budget = HashtagBudget(store, "17841400000000001")
+    for i in range(HASHTAG_BUDGET):
+        budget.record(f"tag{i}", str(i))
+    spec = scraper_pb2.SourceSpec(instagram=scraper_pb2.InstagramHashtagSource(
+        user_id="17841400000000001"))
+    with pytest.raises(grpc.RpcError) as err:
+        start(stub, spec, hashtag="onemore")
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "30 unique hashtags per 7 days" in err.value.details()
+
+
+def test_mastodon_scrape_over_grpc_then_an_incremental_rerun(stub, monkeypatch):
+    from tests.local_api_servers import FakeSocialApis
+
+    monkeypatch.setenv("SCRAPER_ALLOW_PRIVATE_NETWORKS", "true")
+    with FakeSocialApis(mastodon_statuses=9, page_size=4) as api:
+        first = watch_to_end(stub, start(stub, f"mastodon:{api.base}").status.job_id)[-1]
+        again = watch_to_end(stub, start(stub, f"mastodon:{api.base}").status.job_id)[-1]
+    assert first.status.state == common_pb2.JOB_STATE_SUCCEEDED, first.status.message
+    assert (first.counts.found, first.counts.new, first.counts.skipped) == (9, 9, 0)
+    assert again.status.state == common_pb2.JOB_STATE_SUCCEEDED, again.status.message
+    assert (again.counts.new, again.counts.skipped) == (0, 4)
+
+
+def test_api_failure_during_a_scrape_ends_the_job_failed_with_the_reason(stub, monkeypatch):
+    from tests.local_api_servers import FakeSocialApis, Fault
+
+    monkeypatch.setenv("SCRAPER_ALLOW_PRIVATE_NETWORKS", "true")
+    with FakeSocialApis(mastodon_statuses=3) as api:
+        api.fail("/api/v1/timelines/tag/", [Fault(404, body=b'{"error": "Record not found"}')])
+        failed = watch_to_end(stub, start(stub, f"mastodon:{api.base}").status.job_id)[-1]
+    assert failed.status.state == common_pb2.JOB_STATE_FAILED
+    assert "not found (404)" in failed.status.message
+    assert "Record not found" in failed.status.message
+
+
+def test_list_trending_tags(stub, monkeypatch):
+    from tests.local_api_servers import FakeSocialApis, Fault
+
+    monkeypatch.setenv("SCRAPER_ALLOW_PRIVATE_NETWORKS", "true")
+    with FakeSocialApis() as api:
+        reply = stub.ListTrendingTags(scraper_pb2.ListTrendingTagsRequest(
+            instance_url=api.base, limit=5), timeout=10)
+        api.fail("/api/v1/trends/tags", [Fault(404, body=b'{"error": "Record not found"}')])
+        with pytest.raises(grpc.RpcError) as missing:
+            stub.ListTrendingTags(scraper_pb2.ListTrendingTagsRequest(instance_url=api.base),
+                                  timeout=10)
+        api.fail("/api/v1/trends/tags", [Fault(malformed=True)] * 10)  # the client retries
+        with pytest.raises(grpc.RpcError) as broken:
+            stub.ListTrendingTags(scraper_pb2.ListTrendingTagsRequest(instance_url=api.base),
+                                  timeout=10)
+    assert [t.name for t in reply.tags] == ["caturday", "sunset"]
+    assert reply.tags[0].uses_week == 420
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+    assert broken.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "malformed JSON" in broken.value.details()
+    with pytest.raises(grpc.RpcError) as bad:
+        stub.ListTrendingTags(scraper_pb2.ListTrendingTagsRequest(instance_url="ftp://x"),
+                              timeout=10)
+    assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
 @pytest.mark.parametrize("call, request_type", [

@@ -19,6 +19,7 @@ from socialgan.models.export import read_card
 from socialgan.rpc.client import open_channel
 from socialgan.rpc.server import start_server
 from socialgan.storage import LocalObjectStore, keys
+from socialgan.training import DEFAULT_MODEL
 from socialgan.v1 import common_pb2, trainer_pb2, trainer_pb2_grpc
 from tests.conftest import TEST_TOKEN
 
@@ -94,7 +95,7 @@ def test_a_run_without_an_id_gets_one_named_after_the_hashtag(stub, dataset):
         dataset_id=dataset.dataset_id, options=TINY, budget=trainer_pb2.TrainingBudget(steps=1)))
 
     assert re.fullmatch(r"emoji-\d{8}-\d{6}-[0-9a-f]{4}", started.run_id)
-    assert started.model == "dcgan"
+    assert started.model == DEFAULT_MODEL
     assert watch_to_end(stub, started.run_id).status.state == common_pb2.JOB_STATE_SUCCEEDED
 
 

@@ -28,7 +28,7 @@ from socialgan.jobs import Cancelled, Job, JobRunner, JobSnapshot
 from socialgan.rpc.convert import aspect_name, job_status
 from socialgan.rpc.server import run_until_signalled, start_server
 from socialgan.storage import ObjectStore, open_store
-from socialgan.training import DEFAULT_CHECKPOINT_EVERY, RunSpec, prepare_run, train
+from socialgan.training import DEFAULT_CHECKPOINT_EVERY, DEFAULT_MODEL, RunSpec, prepare_run, train
 from socialgan.v1 import common_pb2, trainer_pb2, trainer_pb2_grpc
 from socialgan.validation import check_identifier
 
@@ -51,6 +51,10 @@ def dataset_message(summary: dict[str, Any]) -> trainer_pb2.Dataset:
         manifest_key=summary["manifest_key"],
         shard_keys=summary["shard_keys"],
         report_key=summary["report_key"],
+        contact_sheet_keys=summary.get("contact_sheet_keys", {}),
+        thresholds=summary.get("thresholds", {}),
+        crop=summary.get("crop", ""),
+        stages=summary.get("stages", []),
     )
 
 
@@ -88,6 +92,10 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
             aspect=aspect_name(request.aspect),
             dataset_id=request.dataset_id or None,
             thresholds=dict(request.thresholds),
+            crop=request.crop or "center",
+            extra_stages=list(request.extra_stages),
+            skip_stages=list(request.skip_stages),
+            example_keys=list(request.example_keys),
         )
         last_sent = 0.0
         for update in updates:  # a client that hangs up stops the iteration, and the filter
@@ -167,7 +175,7 @@ def train_once(argv: list[str]) -> int:
                                      description=train_once.__doc__)
     parser.add_argument("--dataset-id", default="", help="dataset to train on (FilterDataset)")
     parser.add_argument("--run-id", required=True, help="run to start or resume")
-    parser.add_argument("--model", default="", help="architecture (default dcgan)")
+    parser.add_argument("--model", default="", help=f"architecture (default {DEFAULT_MODEL})")
     parser.add_argument("--steps", type=int, default=TRAIN_JOB_STEPS,
                         help=f"total steps of the run (default {TRAIN_JOB_STEPS}; 0: no limit)")
     parser.add_argument("--seconds", type=float, default=0.0,

@@ -4,6 +4,8 @@
     socialgan run --hashtag H --source folder:PATH [--steps N ...]
     socialgan up                        start the local stack and keep it running
     socialgan generate --model-id RUN   one grid from a trained model
+    socialgan metrics --run RUN         metrics of a run's export or checkpoint (storage from env)
+    socialgan filter --hashtag H        filter scraped images into a dataset, print the report
     socialgan env                       the configuration variables, as a table
 """
 
@@ -15,11 +17,14 @@ import sys
 from pathlib import Path
 
 from socialgan import settings
+from socialgan.errors import SocialGanError
 from socialgan.pipeline import TARGETS, PipelineError, PipelineOptions, generate, run_pipeline
 from socialgan.supervisor import Endpoints, LocalStack
+from socialgan.training.config import DEFAULT_MODEL
 
 DEMO_IMAGES = Path("data/twemoji")
 DEFAULT_WORKDIR = Path("var")
+DEMO_OPTIONS = (("ngf", "16"), ("ndf", "16"), ("batch_size", "32"))
 
 
 def _key_value(text: str) -> tuple[str, str]:
@@ -36,7 +41,8 @@ def _add_pipeline_args(p: argparse.ArgumentParser, *, hashtag: str | None,
     p.add_argument("--source", default=source, required=source is None,
                    help="source spec: folder:PATH, zip:PATH or urls:FILE")
     p.add_argument("--limit", type=int, help="most images to scrape")
-    p.add_argument("--model", default="dcgan")
+    p.add_argument("--model", default=DEFAULT_MODEL,
+                   help=f"architecture (default {DEFAULT_MODEL}; the tutorial's is dcgan)")
     p.add_argument("--steps", type=int, default=steps, help="training steps (0: no limit)")
     p.add_argument("--seconds", type=float, default=seconds,
                    help="training time limit (0: none)")
@@ -107,6 +113,41 @@ def _generate(args) -> int:
     return 0
 
 
+def _metrics(args) -> int:
+    import json
+
+    from socialgan.metrics.runs import evaluate_run
+    from socialgan.storage import open_store
+
+    context = {"fid_weights": args.fid_weights} if args.fid_weights else {}
+    names = tuple(n.strip() for n in args.metrics.split(",") if n.strip())
+    if args.fid_weights and "fid" not in names:
+        names += ("fid",)
+    result = evaluate_run(open_store(), args.run, names, count=args.count, step=args.step,
+                          **context)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def _filter(args) -> int:
+    import json
+
+    from socialgan.filtering import build_dataset
+    from socialgan.filtering.report import summary_text
+    from socialgan.storage import open_store
+
+    store = open_store()
+    result = build_dataset(
+        store, args.hashtag, resolution=args.resolution, aspect=args.aspect,
+        dataset_id=args.dataset_id, thresholds=dict(args.threshold), crop=args.crop,
+        extra_stages=args.extra_stage, skip_stages=args.skip_stage, example_keys=args.example)
+    print(summary_text(result["dataset_id"], result["kept"], result["dropped"],
+                       result["dropped_by_reason"], result["contact_sheet_keys"]))
+    if args.json:
+        print(json.dumps(store.get_json(result["report_key"]), indent=2))
+    return 0
+
+
 def _env(args) -> int:
     print("| variable | default | read by | meaning |\n|---|---|---|---|")
     for var in settings.ENV_VARS.values():
@@ -121,10 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="run the pipeline on the bundled Twemoji images")
-    # Sized for a 2-core CPU: about 1.5 minutes of training, enough to leave the grey
-    # phase DCGAN starts in (the tutorial's ngf=64, batch 128 is for a GPU).
-    _add_pipeline_args(demo, hashtag="emoji", source=f"folder:{DEMO_IMAGES}", steps=1500,
-                       seconds=90, options=(("ngf", "16"), ("ndf", "16"), ("batch_size", "32")))
+    # Sized for a 2-core CPU: about 1.5 minutes of the default model (see benchmarks/
+    # RESULTS.md, issue 5); the tutorial's ngf=64, batch 128 is for a GPU.
+    _add_pipeline_args(demo, hashtag="emoji", source=f"folder:{DEMO_IMAGES}", steps=0,
+                       seconds=90, options=DEMO_OPTIONS)
     demo.set_defaults(func=_demo)
 
     run = sub.add_parser("run", help="run the pipeline for a hashtag and source")
@@ -142,6 +183,33 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", type=Path, default=Path("grid.png"))
     gen.set_defaults(func=_generate)
 
+    met = sub.add_parser("metrics", help="compute metrics of a stored run (STORAGE_* from env)")
+    met.add_argument("--run", required=True, help="run id (= model id of its export)")
+    met.add_argument("--metrics", default="swd,diversity,memorisation",
+                     help="comma-separated names: swd, diversity, memorisation, fid")
+    met.add_argument("--count", type=int, default=512, help="generated (and real) images")
+    met.add_argument("--step", type=int, help="a checkpoint's step (default: the export, "
+                     "else the newest checkpoint)")
+    met.add_argument("--fid-weights", default=settings.get("TRAINER_FID_WEIGHTS") or "",
+                     help="Inception TorchScript file for FID (nothing is downloaded)")
+    met.set_defaults(func=_metrics)
+
+    flt = sub.add_parser("filter", help="filter a scraped hashtag into a dataset and print "
+                         "its report (STORAGE_* from env)")
+    flt.add_argument("--hashtag", required=True)
+    flt.add_argument("--resolution", type=int, default=64)
+    flt.add_argument("--aspect", choices=("square", "banner"), default="square")
+    flt.add_argument("--dataset-id")
+    flt.add_argument("--crop", choices=("center", "content"), default="center")
+    flt.add_argument("--threshold", type=_key_value, action="append", default=[],
+                     metavar="NAME=VALUE", help="a stage threshold, e.g. min_sharpness=10")
+    flt.add_argument("--extra-stage", action="append", default=[], choices=("faces", "nsfw"))
+    flt.add_argument("--skip-stage", action="append", default=[])
+    flt.add_argument("--example", action="append", default=[], metavar="KEY",
+                     help="object key of an example image of the hashtag")
+    flt.add_argument("--json", action="store_true", help="also print the whole report")
+    flt.set_defaults(func=_filter)
+
     env = sub.add_parser("env", help="print the configuration variables")
     env.set_defaults(func=_env)
     return parser
@@ -152,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (PipelineError, settings.ConfigError, TimeoutError, RuntimeError) as exc:
+    except (PipelineError, settings.ConfigError, TimeoutError, RuntimeError,
+            SocialGanError) as exc:
         print(f"socialgan: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

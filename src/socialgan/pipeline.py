@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import grpc
 from tqdm import tqdm
 
+from socialgan.filtering.report import summary_text
 from socialgan.rpc.client import open_channel
 from socialgan.rpc.convert import state_name
 from socialgan.supervisor import Endpoints
@@ -93,15 +94,29 @@ def scrape(endpoints: Endpoints, opts: PipelineOptions, quiet=False) -> scraper_
     job = stub.StartScrape(request, timeout=QUICK)
     watch = stub.WatchScrape(scraper_pb2.WatchScrapeRequest(job_id=job.status.job_id),
                              timeout=LONG)
-    with _bar(f"scrape #{opts.hashtag}", None, quiet) as bar:
+    with _bar(f"scrape #{opts.hashtag}", opts.limit, quiet) as bar:
         for job in watch:  # noqa: B020 - the last snapshot is the result
             c = job.counts
-            bar.total = max(c.found, 1)
-            bar.n = c.downloaded + c.duplicates + c.failed
-            bar.set_postfix(stored=c.downloaded, dup=c.duplicates, failed=c.failed, refresh=False)
+            # A limit is counted in stored images; without one the total is what the source
+            # has yielded so far (it grows as pages arrive).
+            bar.total = opts.limit or max(c.found, 1)
+            bar.n = c.new + c.duplicates if opts.limit else c.found
+            bar.set_postfix({"new": c.new, "dup": c.duplicates, "failed": c.failed,
+                             "seen": c.skipped, "MB": f"{c.bytes / 1e6:.1f}",
+                             "img/s": f"{c.images_per_second:.0f}"}, refresh=False)
             bar.refresh()
     _require_success("scrape", job.status)
     return job
+
+
+def scrape_summary(job: scraper_pb2.ScrapeJob) -> str:
+    """One line for the end of a scrape: what was stored, skipped and why anything failed."""
+    c = job.counts
+    reasons = ", ".join(f"{n} {r}" for r, n in sorted(c.failed_by_reason.items()))
+    return (f"scraped #{job.hashtag} from {job.source}: {c.new} new, {c.duplicates} duplicates, "
+            f"{c.skipped} seen before, {c.failed} failed" + (f" ({reasons})" if reasons else "")
+            + f"; {c.bytes / 1e6:.1f} MB at {c.images_per_second:.0f} images/s -> "
+            f"{job.raw_prefix}")
 
 
 def filter_dataset(endpoints: Endpoints, opts: PipelineOptions, quiet=False) -> trainer_pb2.Dataset:
@@ -177,13 +192,10 @@ def run_pipeline(
     say = (lambda *_: None) if quiet else (lambda msg: print(msg, file=sys.stderr))
     try:
         scraped = scrape(endpoints, opts, quiet)
-        c = scraped.counts
-        say(f"scraped #{opts.hashtag}: {c.downloaded} stored, {c.duplicates} duplicates, "
-            f"{c.failed} failed")
+        say(scrape_summary(scraped))
         dataset = filter_dataset(endpoints, opts, quiet)
-        dropped = ", ".join(f"{k} {v}" for k, v in sorted(dataset.dropped_by_reason.items()))
-        say(f"dataset {dataset.dataset_id}: {dataset.kept} kept, {dataset.dropped} dropped"
-            + (f" ({dropped})" if dropped else ""))
+        say(summary_text(dataset.dataset_id, dataset.kept, dataset.dropped,
+                         dict(dataset.dropped_by_reason), dict(dataset.contact_sheet_keys)))
         training = train(endpoints, opts, dataset.dataset_id, quiet)
         say(f"run {training.run_id}: {training.step} steps, metrics "
             + ", ".join(f"{k}={v:.4g}" for k, v in sorted(training.metrics.items())))

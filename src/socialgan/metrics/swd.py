@@ -85,6 +85,7 @@ def sliced_wasserstein(
     directions: int = 128,
     repeats: int = 4,
     min_size: int = 16,
+    **_context,
 ) -> dict[str, float]:
     """SWD x1e3 between two uint8 NHWC image sets of the same size: "swd" (mean over
     levels) and "swd_<height>" per pyramid level. Sets of different counts are cut to

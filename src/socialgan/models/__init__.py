@@ -14,12 +14,26 @@ import torch
 from torch import nn
 
 from socialgan.errors import InvalidArgument
-from socialgan.models import dcgan
+from socialgan.models import dcgan, dcgan_diffaug, lapgan
 
 # name -> (build_generator(**options), build_discriminator(**options), default options)
 ARCHITECTURES: dict[str, tuple[Callable[..., nn.Module], Callable[..., nn.Module], dict]] = {
     "dcgan": (dcgan.Generator, dcgan.Discriminator, dcgan.DEFAULTS),
+    "dcgan-diffaug": (dcgan_diffaug.Generator, dcgan_diffaug.Discriminator,
+                      dcgan_diffaug.DEFAULTS),
+    "lapgan": (lapgan.Generator, lapgan.Discriminator, lapgan.DEFAULTS),
 }
+# name -> how the model is trained: defaults of training.config.LoopOptions fields for it
+# (a request's options override them). dcgan's are the tutorial's: BCE, no tricks.
+RECIPES: dict[str, dict[str, Any]] = {
+    "dcgan": {"loss": "bce", "augment": "", "ema_decay": 0.0},
+    "dcgan-diffaug": dcgan_diffaug.RECIPE,
+    "lapgan": lapgan.RECIPE,
+}
+# Human-readable names for model cards and captions.
+TITLES = {"dcgan": "DCGAN (PyTorch tutorial)",
+          "dcgan-diffaug": "DCGAN + DiffAugment, hinge, spectral norm, EMA",
+          "lapgan": "LAPGAN (Laplacian pyramid)"}
 
 
 def arch_options(arch: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:

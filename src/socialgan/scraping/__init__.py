@@ -1,5 +1,10 @@
-"""Scraping: collect a hashtag's images from a source into raw/<hashtag>/ (issue 2 skeleton;
-issue 3 adds the social sources and the concurrent download engine behind the same API)."""
+"""Scraping: collect a hashtag's images from a source into raw/<hashtag>/.
+
+sources.py (the Source interface, local folder/zip, URL lists, spec parsing), instagram.py,
+mastodon.py and x.py (the social APIs, through api.py), download.py (the HTTP engine:
+timeouts, retries, rate-limit headers, per-host limits, SSRF guard), state.py (per-source
+cursor and archive of seen posts) and scrape.py (run_scrape: fetch, check, store once).
+"""
 
 from socialgan.scraping.download import Downloader, DownloadPolicy, FetchError
 from socialgan.scraping.scrape import ScrapeCounts, ScrapeResult, new_scrape_id, run_scrape

@@ -10,8 +10,11 @@ link-local or otherwise not global (unless SCRAPER_ALLOW_PRIVATE_NETWORKS), and 
 connects to the address it checked, so a DNS answer cannot change between check and use.
 Redirects are followed by hand and every hop is checked again.
 
-One call fetches one URL; callers run several calls on threads. Issue 3 puts a concurrent
-engine with per-host politeness behind the same contract: get(url) -> bytes or FetchError.
+One call fetches one URL; callers run many calls on threads (run_scrape keeps up to
+DownloadPolicy.max_in_flight going). Politeness: at most per_host_limit requests to one host
+at a time, whatever the number of threads, so one CDN or API never sees a burst of dozens.
+The platforms' own rate-limit headers (X's x-rate-limit-reset in epoch seconds, Mastodon's
+X-RateLimit-Reset as an ISO 8601 date) are honoured like Retry-After.
 """
 
 from __future__ import annotations
@@ -24,9 +27,9 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import timezone
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from urllib.parse import urljoin, urlsplit
 
 from socialgan import settings
@@ -35,6 +38,7 @@ USER_AGENT = "SocialGAN-scraper/0.1 (+https://github.com/socialgan)"
 _REDIRECTS = (301, 302, 303, 307, 308)
 _RETRYABLE_STATUS = frozenset({408, 425, 429})
 _CHUNK = 64 << 10
+_ERROR_BODY = 16 << 10
 
 
 class FetchError(Exception):
@@ -64,6 +68,9 @@ class DownloadPolicy:
     max_redirects: int = 5
     # None: read SCRAPER_ALLOW_PRIVATE_NETWORKS when the Downloader is made.
     allow_private: bool | None = None
+    # None: read SCRAPER_MAX_IN_FLIGHT / SCRAPER_PER_HOST_LIMIT when the Downloader is made.
+    max_in_flight: int | None = None
+    per_host_limit: int | None = None
 
 
 def is_public_address(ip: str) -> bool:
@@ -91,6 +98,51 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
+# Above this a bare number in a reset header is a Unix time, below it a delay in seconds.
+_EPOCH_FLOOR = 1_000_000_000
+
+
+def parse_rate_limit_reset(value: str | None, now: float | None = None) -> float | None:
+    """Seconds until a rate-limit window resets, from x-rate-limit-reset (X: epoch seconds)
+    or X-RateLimit-Reset (Mastodon: ISO 8601); None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    now = time.time() if now is None else now
+    try:
+        number = float(value)
+    except ValueError:
+        number = None
+    if number is not None:
+        return max(0.0, number - now) if number > _EPOCH_FLOOR else max(0.0, number)
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, when.timestamp() - now)
+
+
+def wait_hint(headers: Mapping[str, str] | http.client.HTTPMessage) -> float | None:
+    """How long the server asked us to wait: Retry-After first, else a reset header."""
+    hint = parse_retry_after(headers.get("Retry-After"))
+    if hint is None:
+        hint = parse_rate_limit_reset(headers.get("x-rate-limit-reset"))
+    if hint is None:
+        hint = parse_rate_limit_reset(headers.get("X-RateLimit-Reset"))
+    return hint
+
+
+@dataclass
+class Response:
+    """A 200 answer: its body and headers (lower-cased names)."""
+
+    url: str
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+
 Resolver = Callable[[str, int], list[str]]
 
 
@@ -111,17 +163,32 @@ class Downloader:
                               if allow is None else allow)
         self._resolve = resolve
         self._sleep = sleep
+        self.max_in_flight = (self.policy.max_in_flight
+                              or settings.get_int("SCRAPER_MAX_IN_FLIGHT"))
+        self.per_host_limit = (self.policy.per_host_limit
+                               or settings.get_int("SCRAPER_PER_HOST_LIMIT"))
         self._tls = ssl.create_default_context()
         self._random = random.Random()
         self._random_lock = threading.Lock()
+        self._hosts: dict[str, threading.BoundedSemaphore] = {}
+        self._hosts_lock = threading.Lock()
 
     def get(self, url: str, should_stop: Callable[[], bool] | None = None) -> bytes:
         """The body of a 200 answer for url, following redirects; raises FetchError."""
+        return self.fetch(url, should_stop).body
+
+    def fetch(self, url: str, should_stop: Callable[[], bool] | None = None, *,
+              headers: Mapping[str, str] | None = None,
+              accept: str = "image/*, */*;q=0.5") -> Response:
+        """A 200 answer for url with its headers, following redirects, retrying what is
+        transient; raises FetchError. `headers` are sent on the first hop only, so a
+        credential never follows a redirect to another host."""
         attempt = 0
         while True:
             attempt += 1
             try:
-                return self._attempt(url)
+                with self._host_slot(url):
+                    return self._attempt(url, headers or {}, accept)
             except FetchError as exc:
                 if not exc.retryable or attempt >= self.policy.max_attempts:
                     raise
@@ -134,6 +201,14 @@ class Downloader:
                 if not self._wait(delay, should_stop):
                     raise FetchError("cancelled", f"stopped while waiting to retry {url}") \
                         from exc
+
+    def _host_slot(self, url: str) -> threading.BoundedSemaphore:
+        host = (urlsplit(url).hostname or "").lower()
+        with self._hosts_lock:
+            slot = self._hosts.get(host)
+            if slot is None:
+                slot = self._hosts[host] = threading.BoundedSemaphore(self.per_host_limit)
+        return slot
 
     def backoff(self, attempt: int) -> float:
         """Delay before retry number `attempt`: exponential, capped, half of it jittered."""
@@ -153,17 +228,20 @@ class Downloader:
             time.sleep(min(left, 0.1))
         return not (should_stop and should_stop())
 
-    def _attempt(self, url: str) -> bytes:
+    def _attempt(self, url: str, headers: Mapping[str, str], accept: str) -> Response:
         deadline = time.monotonic() + self.policy.attempt_deadline
+        first = url
         for _ in range(self.policy.max_redirects + 1):
-            status, location, body = self._request(url, deadline)
+            extra = headers if url == first else {}
+            status, location, body, got = self._request(url, deadline, extra, accept)
             if status not in _REDIRECTS:
-                return body
+                return Response(url, body, got)
             url = urljoin(url, location)
         raise FetchError("too_many_redirects",
                          f"more than {self.policy.max_redirects} redirects, last to {url}")
 
-    def _request(self, url: str, deadline: float) -> tuple[int, str, bytes]:
+    def _request(self, url: str, deadline: float, headers: Mapping[str, str],
+                 accept: str) -> tuple[int, str, bytes, dict[str, str]]:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise FetchError("bad_url", f"{url!r} is not an http(s) URL")
@@ -178,17 +256,18 @@ class Downloader:
         try:
             conn.sock = self._connect(address, port, parts.hostname, parts.scheme == "https")
             target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-            conn.request("GET", target, headers={"User-Agent": USER_AGENT,
-                                                 "Accept": "image/*, */*;q=0.5"})
+            conn.request("GET", target, headers={"User-Agent": USER_AGENT, "Accept": accept,
+                                                 **headers})
             response = conn.getresponse()
             if response.status in _REDIRECTS:
                 location = response.getheader("Location")
                 if not location:
                     raise FetchError("bad_redirect", f"{response.status} without Location")
-                return response.status, location, b""
+                return response.status, location, b"", {}
             if response.status != 200:
                 raise _status_error(response, url)
-            return 200, "", self._read_capped(response, url, deadline)
+            body = self._read_capped(response, url, deadline)
+            return 200, "", body, {k.lower(): v for k, v in response.getheaders()}
         except TimeoutError:
             raise FetchError("timeout", f"{url} did not answer in time", retryable=True) \
                 from None
@@ -246,9 +325,28 @@ class Downloader:
         return b"".join(chunks)
 
 
+class HttpStatusError(FetchError):
+    """A non-200 answer; keeps a little of the body, where APIs explain their errors."""
+
+    def __init__(self, status: int, detail: str, body: bytes, **kwargs):
+        self.status = status
+        self.body = body
+        super().__init__(f"http_{status}", detail, **kwargs)
+
+
 def _status_error(response: http.client.HTTPResponse, url: str) -> FetchError:
     status = response.status
     retryable = status in _RETRYABLE_STATUS or status >= 500
-    retry_after = parse_retry_after(response.getheader("Retry-After")) if retryable else None
-    return FetchError(f"http_{status}", f"{url} answered {status} {response.reason}",
-                      retryable=retryable, retry_after=retry_after)
+    retry_after = wait_hint(response.headers) if retryable else None
+    try:
+        body = response.read(_ERROR_BODY)
+    except (OSError, http.client.HTTPException):
+        body = b""
+    return HttpStatusError(status, f"{_safe_url(url)} answered {status} {response.reason}",
+                           body, retryable=retryable, retry_after=retry_after)
+
+
+def _safe_url(url: str) -> str:
+    """The URL without its query, which may hold a token on some APIs: for messages."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}" if parts.netloc else url

@@ -2,9 +2,12 @@
 
 A Source yields candidate Items (where the bytes are, plus what is known about the post)
 and fetches an item's bytes. run_scrape() does everything else (checking, deduplicating,
-storing), so a new source (Instagram, Mastodon, X banners: issue 3) is one class that
-pages through its API and yields Items whose location is a media URL; HttpSource already
-fetches those through the Downloader.
+storing, remembering what was seen), so each social source (socialgan.scraping.instagram,
+.mastodon, .x) is one class that pages through its API and yields Items whose location is
+a media URL; HttpSource fetches those through the Downloader.
+
+Paging sources tag each Item with the cursor of the page it came from, and accept a cursor
+to start from: that is how a killed or limited scrape continues where it stopped.
 
 Spec strings (parse_source_spec):
     folder:/data/pics          every image file under the folder, recursively
@@ -13,11 +16,16 @@ Spec strings (parse_source_spec):
     urls:/data/list.txt        one http(s) URL per line; blank lines and '#' comments skipped
     urls:https://a/1.png https://b/2.jpg   inline URLs (separated by spaces or commas)
     /data/pics, /data/pics.zip, /data/list.txt   no prefix: chosen by the path's suffix
-    instagram:, mastodon:, x:  not implemented yet (issue 3): FailedPrecondition
+    instagram:  instagram:recent   Instagram Graph API hashtag search (top_media / recent_media),
+                                   as INSTAGRAM_USER_ID with INSTAGRAM_ACCESS_TOKEN
+    mastodon:https://mastodon.social   that instance's public timeline for the hashtag
+    x:@username  x:12345           the profile banners of an X account's followers
+                                   (X_BEARER_TOKEN); the hashtag only names the collection
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import threading
@@ -29,7 +37,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from socialgan.errors import FailedPrecondition, InvalidArgument, NotFound
+from socialgan.errors import InvalidArgument, NotFound
 from socialgan.scraping.download import Downloader, FetchError
 from socialgan.v1 import scraper_pb2
 
@@ -54,8 +62,16 @@ class Item:
     hashtags: tuple[str, ...] = ()
     timestamp: str = ""  # ISO 8601, UTC
     licence: str = ""
-    # Source-specific facts worth keeping (likes, comments, carousel index...).
+    likes: int | None = None
+    # Source-specific facts worth keeping (comments, carousel index, alt text...).
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # The page cursor that yields this item again (paging sources; "" = the first page).
+    cursor: str = ""
+
+    @property
+    def seen_key(self) -> str:
+        """What the per-source archive remembers this candidate by."""
+        return self.post_id or self.location
 
     def metadata(self) -> dict[str, Any]:
         """What the sidecar records about the item."""
@@ -63,7 +79,7 @@ class Item:
             "source": self.source, "location": self.location, "post_id": self.post_id,
             "permalink": self.permalink, "author": self.author, "caption": self.caption,
             "hashtags": list(self.hashtags), "timestamp": self.timestamp,
-            "licence": self.licence, "extra": dict(self.extra),
+            "likes": self.likes, "licence": self.licence, "extra": dict(self.extra),
         }
 
 
@@ -73,6 +89,8 @@ class Source(ABC):
     kind: str = ""
     # How many fetches run_scrape may run at once: 1 for local files, more for network.
     max_workers: int = 1
+    # True when items() pages through an API newest-first and honours its cursor argument.
+    pages: bool = False
 
     @abstractmethod
     def describe(self) -> str:
@@ -84,12 +102,29 @@ class Source(ABC):
         anything, so a request fails up front instead of as a failed job. Must be cheap."""
 
     @abstractmethod
-    def items(self, hashtag: str) -> Iterator[Item]:
-        """Candidates, lazily (a source may page through thousands)."""
+    def items(self, hashtag: str, cursor: str | None = None) -> Iterator[Item]:
+        """Candidates, lazily (a source may page through thousands); paging sources start at
+        `cursor` when given (an Item.cursor from an earlier run), others ignore it."""
 
     @abstractmethod
     def fetch(self, item: Item, should_stop: StopCheck = None) -> bytes:
         """The item's bytes; raises FetchError(reason) when they cannot be had."""
+
+    def preflight(self, store, hashtag: str) -> None:
+        """Cheap checks against storage (no network) a request can fail on up front, e.g. a
+        budget that would be exceeded: raises FailedPrecondition."""
+        return None
+
+    def prepare(self, store, hashtag: str) -> str:
+        """Called once before items() with the scrape's storage (budgets, cached lookups).
+        Raises FailedPrecondition when the scrape must not start; returns a note for the
+        job's message ("" when there is nothing to say)."""
+        return ""
+
+    def state_id(self) -> str:
+        """Names this source's cursor and archive in storage: the same source, the same id."""
+        digest = hashlib.sha256(self.describe().encode()).hexdigest()[:16]
+        return f"{self.kind}-{digest}"
 
     def close(self) -> None:
         """Release what items()/fetch() opened."""
@@ -142,7 +177,7 @@ class FolderSource(Source):
                 if _is_candidate_name(name):
                     yield Path(dirpath) / name
 
-    def items(self, hashtag: str) -> Iterator[Item]:
+    def items(self, hashtag: str, cursor: str | None = None) -> Iterator[Item]:
         for file in self._files():
             try:
                 mtime = _iso(file.stat().st_mtime)
@@ -202,7 +237,7 @@ class ZipSource(Source):
             if not info.is_dir() and _is_candidate_name(info.filename):
                 yield info
 
-    def items(self, hashtag: str) -> Iterator[Item]:
+    def items(self, hashtag: str, cursor: str | None = None) -> Iterator[Item]:
         for info in self._members():
             stamp = ""
             try:
@@ -241,12 +276,14 @@ class ZipSource(Source):
 
 class HttpSource(Source):
     """A source whose items are media URLs: fetches them through a Downloader (timeouts,
-    retries, size cap, SSRF guard). The social-API sources of issue 3 extend this."""
-
-    max_workers = 8
+    retries, size cap, per-host limit, SSRF guard). The social-API sources extend this."""
 
     def __init__(self, downloader: Downloader | None = None):
         self.downloader = downloader or Downloader()
+
+    @property
+    def max_workers(self) -> int:  # type: ignore[override]
+        return self.downloader.max_in_flight
 
     def fetch(self, item: Item, should_stop: StopCheck = None) -> bytes:
         return self.downloader.get(item.location, should_stop)
@@ -292,7 +329,7 @@ class UrlListSource(HttpSource):
         except (OSError, UnicodeDecodeError) as exc:
             raise InvalidArgument("source", f"cannot read URL list {self.path}: {exc}") from None
 
-    def items(self, hashtag: str) -> Iterator[Item]:
+    def items(self, hashtag: str, cursor: str | None = None) -> Iterator[Item]:
         seen: set[str] = set()
         for url in self._urls():
             if url not in seen:
@@ -302,16 +339,9 @@ class UrlListSource(HttpSource):
 
 # --- spec parsing -------------------------------------------------------------------------
 
-_NOT_YET = ("instagram", "mastodon", "x", "x_follower_banners")
 _SCHEME = re.compile(r"^([a-z][a-z_]*):(.*)$", re.DOTALL)
-SUPPORTED_SPECS = "folder:/path, zip:/path.zip, urls:/path/list.txt or urls:https://..."
-SPEC_HELP = f"{SUPPORTED_SPECS} (instagram:, mastodon: and x: come with issue 3)"
-
-
-def _not_yet(kind: str) -> FailedPrecondition:
-    return FailedPrecondition(
-        f"source {kind!r}: not implemented yet (issue 3: social sources); "
-        f"use {SUPPORTED_SPECS}")
+SPEC_HELP = ("folder:/path, zip:/path.zip, urls:/path/list.txt or urls:https://..., "
+             "instagram:[top|recent], mastodon:https://instance, x:@username or x:USER_ID")
 
 
 def _local(path: str) -> Source:
@@ -320,6 +350,33 @@ def _local(path: str) -> Source:
     if path.lower().endswith(".zip"):
         return ZipSource(path)
     return FolderSource(path)
+
+
+def _instagram(user_id: str = "", edge: str = "") -> Source:
+    from socialgan.scraping.instagram import InstagramHashtagSource
+
+    return InstagramHashtagSource(user_id=user_id, edge=edge)
+
+
+def _mastodon(instance: str) -> Source:
+    from socialgan.scraping.mastodon import MastodonHashtagSource
+
+    if not instance:
+        raise InvalidArgument("source", "mastodon: needs an instance, e.g. "
+                              "mastodon:https://mastodon.social")
+    return MastodonHashtagSource(instance)
+
+
+def _x(user_id: str = "", username: str = "") -> Source:
+    from socialgan.scraping.x import XFollowerBannersSource
+
+    return XFollowerBannersSource(user_id=user_id, username=username)
+
+
+def _x_from_string(rest: str) -> Source:
+    if rest.isdigit():
+        return _x(user_id=rest)
+    return _x(username=rest)
 
 
 def _from_string(spec: str) -> Source:
@@ -346,8 +403,12 @@ def _from_string(spec: str) -> Source:
         if not rest:
             raise InvalidArgument("source", "urls: needs a file path or URLs")
         return UrlListSource(path=rest)
-    if kind in _NOT_YET:
-        raise _not_yet(kind)
+    if kind in ("instagram", "ig"):
+        return _instagram(edge=rest)
+    if kind == "mastodon":
+        return _mastodon(rest)
+    if kind in ("x", "x_follower_banners", "twitter"):
+        return _x_from_string(rest)
     raise InvalidArgument("source", f"unknown source kind {kind!r}; use {SPEC_HELP}")
 
 
@@ -365,8 +426,14 @@ def parse_source_spec(spec: str | scraper_pb2.SourceSpec) -> Source:
             if not spec.url_list.urls and not spec.url_list.path:
                 raise InvalidArgument("source.url_list", "give urls or a path")
             source = UrlListSource(urls=spec.url_list.urls, path=spec.url_list.path or None)
-        else:
-            raise _not_yet(which)
+        elif which == "instagram":
+            source = _instagram(spec.instagram.user_id, spec.instagram.edge)
+        elif which == "mastodon":
+            source = _mastodon(spec.mastodon.instance_url)
+        elif which == "x_follower_banners":
+            source = _x(spec.x_follower_banners.user_id, spec.x_follower_banners.username)
+        else:  # a field added to the proto but not here
+            raise InvalidArgument("source", f"unsupported source {which!r}; use {SPEC_HELP}")
     elif isinstance(spec, str):
         source = _from_string(spec)
     else:

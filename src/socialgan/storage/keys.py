@@ -5,6 +5,7 @@
     datasets/<dataset_id>/manifest.json   kept and dropped images with reasons, parameters
     datasets/<dataset_id>/shard-00000.npy preprocessed uint8 NHWC training tensors
     datasets/<dataset_id>/report.json     counts per reason, thresholds
+    datasets/<dataset_id>/sheets/<reason>.png  contact sheet of the images dropped for a reason
     checkpoints/<run_id>/step-00000100.pt full training state (G, D, EMA, optimisers, RNG)
     checkpoints/<run_id>/latest.json      pointer to the newest complete checkpoint
     models/<model_id>/generator.pt        exported generator state_dict (model_id = run_id)
@@ -60,6 +61,10 @@ def dataset_shard_key(dataset_id: str, index: int) -> str:
 
 def dataset_report_key(dataset_id: str) -> str:
     return dataset_prefix(dataset_id) + "report.json"
+
+
+def dataset_contact_sheet_key(dataset_id: str, reason: str) -> str:
+    return dataset_prefix(dataset_id) + f"sheets/{check_identifier(reason, 'reason')}.png"
 
 
 def checkpoint_prefix(run_id: str) -> str:

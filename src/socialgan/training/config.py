@@ -13,16 +13,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from socialgan.errors import InvalidArgument
-from socialgan.models import arch_options
+from socialgan.models import RECIPES, arch_options
 from socialgan.validation import check_identifier
 
-DEFAULT_MODEL = "dcgan"
+DEFAULT_MODEL = "dcgan-diffaug"
+LOSSES = ("bce", "hinge")
+AUGMENTS = ("color", "translation", "cutout")
 DEFAULT_CHECKPOINT_EVERY = 500
 
 
 @dataclass
 class LoopOptions:
-    """Knobs of the training loop; defaults are the PyTorch DCGAN tutorial's."""
+    """Knobs of the training loop; defaults are the PyTorch DCGAN tutorial's, and a
+    model's RECIPE (models.RECIPES) replaces some of them for that model."""
 
     batch_size: int = 128
     lr: float = 2e-4
@@ -40,10 +43,30 @@ class LoopOptions:
     keep_checkpoints: int = 2
     # Real and generated images compared by the metrics at the end (fewer if the set is smaller).
     metric_images: int = 512
+    # Images for the SWD recorded at every checkpoint (the metrics history); 0: none.
+    checkpoint_metric_images: int = 128
+    # "bce": the tutorial's non-saturating loss; "hinge": D stops pushing at a margin.
+    loss: str = "bce"
+    # DiffAugment policies applied to every D input, comma-separated; "" for none.
+    augment: str = ""
+    # Decay of the generator's exponential moving average (sampled and exported); 0: off.
+    ema_decay: float = 0.0
+    # torch.compile the networks (slow first steps; mostly worth it on a GPU).
+    compile: bool = False
 
     def validate(self) -> LoopOptions:
         positive = ("batch_size", "lr", "sample_count", "log_every",
                     "keep_checkpoints", "metric_images")
+        if self.checkpoint_metric_images < 0:
+            raise InvalidArgument("options.checkpoint_metric_images", "must be >= 0")
+        if self.loss not in LOSSES:
+            raise InvalidArgument("options.loss", f"{self.loss!r} is not one of {LOSSES}")
+        unknown = set(self.augment_policies) - set(AUGMENTS)
+        if unknown:
+            raise InvalidArgument("options.augment", f"unknown {sorted(unknown)}; known: "
+                                  + ", ".join(AUGMENTS))
+        if not 0 <= self.ema_decay < 1:
+            raise InvalidArgument("options.ema_decay", "must be in [0, 1)")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise InvalidArgument(f"options.{name}", f"must be > 0, got {getattr(self, name)}")
@@ -53,6 +76,10 @@ class LoopOptions:
         if self.sample_count > 64:
             raise InvalidArgument("options.sample_count", "at most 64")
         return self
+
+    @property
+    def augment_policies(self) -> list[str]:
+        return [p.strip() for p in self.augment.split(",") if p.strip()]
 
 
 def _parse_value(name: str, default: Any, raw: Any) -> Any:
@@ -98,7 +125,7 @@ def parse_options(model: str, options: Mapping[str, Any] | None,
                                   f"is {value} for this dataset, cannot be {arch[name]}")
         if name in arch_defaults:
             arch[name] = value
-    return LoopOptions(**loop).validate(), arch_options(model, arch)
+    return LoopOptions(**{**RECIPES.get(model, {}), **loop}).validate(), arch_options(model, arch)
 
 
 @dataclass
@@ -108,7 +135,7 @@ class RunSpec:
 
     run_id: str = ""  # empty: a new id
     dataset_id: str = ""  # may be empty when resuming
-    model: str = DEFAULT_MODEL
+    model: str = ""  # empty: DEFAULT_MODEL for a new run, the saved one for a resumed run
     steps: int = 0
     seconds: float = 0.0
     seed: int = 0

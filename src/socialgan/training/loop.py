@@ -11,6 +11,7 @@ cancelled run can be resumed by starting it again with the same run_id.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import logging
 import math
@@ -28,9 +29,11 @@ from socialgan.errors import FailedPrecondition, InvalidArgument
 from socialgan.filtering import load_dataset, read_manifest
 from socialgan.images import encode, make_grid
 from socialgan.jobs import Cancelled
-from socialgan.models import build_discriminator, build_generator, generate_uint8
+from socialgan.models import TITLES, build_discriminator, build_generator, generate_uint8
 from socialgan.models.export import export_generator
 from socialgan.storage import ObjectStore, keys
+from socialgan.training import artifacts, distributed
+from socialgan.training.augment import diff_augment
 from socialgan.training.checkpoint import latest_pointer, load_latest, save_checkpoint
 from socialgan.training.config import DEFAULT_MODEL, LoopOptions, RunSpec, parse_options
 
@@ -38,9 +41,7 @@ log = logging.getLogger("socialgan.training")
 
 Report = Callable[..., None]
 
-# Human-readable names for model cards and captions.
-ARCH_TITLES = {"dcgan": "DCGAN (PyTorch tutorial)"}
-METRICS = ("swd",)
+METRICS = ("swd", "diversity", "memorisation")
 REPORT_EVERY_S = 0.5  # progress (and the cancel check) at most this often
 # Seed of the latents the final metrics use; apart from sample_seed so the grids
 # people see are not the images the metric was computed on.
@@ -98,7 +99,8 @@ def prepare_run(store: ObjectStore, spec: RunSpec) -> RunPlan:
         spec.run_id = keys.new_id(manifest["hashtag"])
     spec.validate()
     loop, arch = parse_options(spec.model, spec.options,
-                               fixed={"image_size": manifest["height"]})
+                               fixed={"image_size": manifest["height"],
+                                      "aspect": max(1, manifest["width"] // manifest["height"])})
     _check_output_shape(spec.model, arch, manifest)
     return RunPlan(spec, loop, arch, manifest, pointer["step"] if pointer else None)
 
@@ -120,7 +122,7 @@ def _check_output_shape(model: str, arch: dict[str, Any], manifest: dict[str, An
 
 
 def _method(model: str, width: int, height: int, steps: int, images: int) -> str:
-    return f"{ARCH_TITLES.get(model, model)}, {width}x{height}, {steps} steps on {images} images"
+    return f"{TITLES.get(model, model)}, {width}x{height}, {steps} steps on {images} images"
 
 
 def _no_report(message: str | None = None, fraction_done: float | None = None,
@@ -151,6 +153,10 @@ def train(store: ObjectStore, spec: RunSpec, report: Report | None = None,
     run_id, nz, bs = spec.run_id, plan.latent_dim, opts.batch_size
     report = report or _no_report
     device = torch.device(device) if device is not None else resolve_device()
+    ranks = distributed.from_env()  # torchrun: one process per GPU, else a no-op
+    if ranks.world > 1:
+        device = ranks.device
+        bs = max(1, bs // ranks.world)  # batch_size stays the global batch
     started = time.time()
 
     # Data: decoded once by the filter; here one uint8 NHWC tensor on the device.
@@ -167,14 +173,22 @@ def train(store: ObjectStore, spec: RunSpec, report: Report | None = None,
     if device.type == "cuda":
         netG = netG.to(memory_format=torch.channels_last)
         netD = netD.to(memory_format=torch.channels_last)
-    optG = torch.optim.Adam(netG.parameters(), lr=opts.lr, betas=(opts.beta1, opts.beta2))
-    optD = torch.optim.Adam(netD.parameters(), lr=opts.lr, betas=(opts.beta1, opts.beta2))
-    # Own generators for batch choice and latents: a resumed run draws exactly what
-    # the uninterrupted run would have drawn.
+    # The EMA generator is what samples, metrics and the export use: an average over the
+    # last ~1/(1-decay) steps is smoother than any single step's weights.
+    netG_ema = copy.deepcopy(netG).eval().requires_grad_(False) if opts.ema_decay else None
+    adam = {"lr": opts.lr, "betas": (opts.beta1, opts.beta2)}
+    if device.type == "cuda":
+        adam["fused"] = True  # one kernel per step for all parameters
+    optG = torch.optim.Adam(netG.parameters(), **adam)
+    optD = torch.optim.Adam(netD.parameters(), **adam)
+    # Own generators for batch choice, latents and augmentation: a resumed run draws
+    # exactly what the uninterrupted run would have drawn.
     data_rng = torch.Generator().manual_seed(spec.seed)
     noise_rng = torch.Generator(device=device).manual_seed(spec.seed + 1)
+    aug_rng = torch.Generator(device=device).manual_seed(spec.seed + 2)
+    policies = opts.augment_policies
 
-    step, history, samples = 0, [], []
+    step, history, samples, metric_history = 0, [], [], []
     if plan.resume_step is not None:
         state = load_latest(store, run_id)
         assert state is not None
@@ -182,20 +196,33 @@ def train(store: ObjectStore, spec: RunSpec, report: Report | None = None,
         netD.load_state_dict(state["netD"])
         optG.load_state_dict(state["optG"])
         optD.load_state_dict(state["optD"])
+        if netG_ema is not None:
+            netG_ema.load_state_dict(state.get("netG_ema") or state["netG"])
         data_rng.set_state(state["rng"]["data"])
         noise_rng.set_state(state["rng"]["noise"])
+        if "augment" in state["rng"]:
+            aug_rng.set_state(state["rng"]["augment"])
         step, history, samples = state["step"], state["history"], state["samples"]
+        metric_history = state.get("metric_history", [])
         log.info("resuming %s from step %d", run_id, step)
+    if ranks.rank:  # other ranks draw other batches and latents than rank 0 (saved above)
+        data_rng.manual_seed(spec.seed + 7919 * ranks.rank + step)
+        noise_rng.manual_seed(spec.seed + 7919 * ranks.rank + step + 1)
+    sampler = netG_ema if netG_ema is not None else netG
+    trainG, trainD = ranks.wrap(netG), ranks.wrap(netD)
+    if opts.compile:
+        trainG, trainD = torch.compile(trainG), torch.compile(trainD)
     checkpointed_step = step if plan.resume_step is not None else None
 
-    store.put_json(keys.run_options_key(run_id), {
-        "run_id": run_id, "dataset_id": spec.dataset_id, "hashtag": manifest["hashtag"],
-        "model": spec.model, "options": spec.options, "loop": dataclasses.asdict(opts),
-        "arch_options": plan.arch_options, "seed": spec.seed, "checkpoint_every":
-        spec.checkpoint_every, "budget": {"steps": spec.steps, "seconds": spec.seconds},
-        "device": str(device), "images": len(images), "resumed_from_step": plan.resume_step,
-        "started_unix": started,
-    })
+    if ranks.is_main:  # only rank 0 writes to storage
+        store.put_json(keys.run_options_key(run_id), {
+            "run_id": run_id, "dataset_id": spec.dataset_id, "hashtag": manifest["hashtag"],
+            "model": spec.model, "options": spec.options, "loop": dataclasses.asdict(opts),
+            "arch_options": plan.arch_options, "seed": spec.seed, "checkpoint_every":
+            spec.checkpoint_every, "budget": {"steps": spec.steps, "seconds": spec.seconds},
+            "device": str(device), "images": len(images), "resumed_from_step": plan.resume_step,
+            "started_unix": started,
+        })
 
     progress: dict[str, Any] = {
         "run_id": run_id, "dataset_id": spec.dataset_id, "model": spec.model, "step": step,
@@ -207,24 +234,40 @@ def train(store: ObjectStore, spec: RunSpec, report: Report | None = None,
     }
 
     def write_history() -> None:
+        if not ranks.is_main:
+            return
         store.put_json(keys.run_metrics_key(run_id), {
             "run_id": run_id, "step": step, "history": history, "samples": samples,
-            "metrics": progress["metrics"]})
+            "metric_history": metric_history, "metrics": progress["metrics"]})
 
     def checkpoint() -> None:
         nonlocal checkpointed_step
-        sample = make_grid(_generate(netG, opts.sample_seed, opts.sample_count, nz),
+        if not ranks.is_main:
+            checkpointed_step = step
+            return
+        sample = make_grid(_generate(sampler, opts.sample_seed, opts.sample_count, nz),
                            columns=math.ceil(math.sqrt(opts.sample_count)))
         sample_key = keys.run_sample_key(run_id, step)
         store.put_bytes(sample_key, encode(sample), "image/png")
         samples.append(sample_key)
+        if opts.checkpoint_metric_images and (not metric_history
+                                              or metric_history[-1]["step"] != step):
+            pick = np.random.default_rng(spec.seed).permutation(len(images))[
+                : opts.checkpoint_metric_images]
+            swd = metrics.compute(images[pick], _generate(sampler, METRIC_SEED, len(pick), nz),
+                                  ("swd",), seed=spec.seed)["swd"]
+            metric_history.append({"step": step, "swd": swd,
+                                   "seconds": time.monotonic() - t0})
+            progress["metrics"] = {**progress["metrics"], "swd": swd}
         state = {
-            "format": 1, "step": step, "run_id": run_id, "dataset_id": spec.dataset_id,
+            "format": 2, "step": step, "run_id": run_id, "dataset_id": spec.dataset_id,
             "model": spec.model, "arch_options": plan.arch_options,
             "loop": dataclasses.asdict(opts), "netG": netG.state_dict(),
             "netD": netD.state_dict(), "optG": optG.state_dict(), "optD": optD.state_dict(),
-            "rng": {"data": data_rng.get_state(), "noise": noise_rng.get_state()},
-            "history": history, "samples": samples,
+            "netG_ema": netG_ema.state_dict() if netG_ema is not None else None,
+            "rng": {"data": data_rng.get_state(), "noise": noise_rng.get_state(),
+                    "augment": aug_rng.get_state()},
+            "history": history, "samples": samples, "metric_history": metric_history,
         }
         key = save_checkpoint(store, run_id, step, state, keep=opts.keep_checkpoints)
         checkpointed_step = step
@@ -237,9 +280,32 @@ def train(store: ObjectStore, spec: RunSpec, report: Report | None = None,
         index = torch.randint(len(data), (bs,), generator=data_rng).to(device)
         return data[index].permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
 
-    bce = nn.BCEWithLogitsLoss()
-    real_label = torch.ones(bs, device=device)
-    fake_label = torch.zeros(bs, device=device)
+    bce = nn.functional.binary_cross_entropy_with_logits
+    relu = nn.functional.relu
+
+    def D(x: torch.Tensor) -> torch.Tensor:
+        return trainD(diff_augment(x, policies, aug_rng) if policies else x)
+
+    def loss_of_d(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+        if opts.loss == "hinge":
+            return relu(1 - real_logits).mean() + relu(1 + fake_logits).mean()
+        return (bce(real_logits, torch.ones_like(real_logits))
+                + bce(fake_logits, torch.zeros_like(fake_logits)))
+
+    def loss_of_g(fake_logits: torch.Tensor) -> torch.Tensor:
+        if opts.loss == "hinge":
+            return -fake_logits.mean()
+        return bce(fake_logits, torch.ones_like(fake_logits))
+
+    @torch.no_grad()
+    def update_ema() -> None:
+        # Warm-up: early on the average spans fewer steps, so short runs are not
+        # dominated by the random initial weights.
+        decay = min(opts.ema_decay, (1 + step) / (10 + step))
+        for p_ema, p in zip(netG_ema.parameters(), netG.parameters(), strict=True):
+            p_ema.lerp_(p, 1 - decay)
+        for b_ema, b in zip(netG_ema.buffers(), netG.buffers(), strict=True):
+            b_ema.copy_(b)
     use_amp = opts.amp and device.type == "cuda"
     t0 = time.monotonic()
     deadline = t0 + spec.seconds if spec.seconds else math.inf
@@ -249,7 +315,9 @@ def train(store: ObjectStore, spec: RunSpec, report: Report | None = None,
     window_steps, last_report, report_step = 0, t0, step
 
     def budget_left() -> bool:
-        return (not spec.steps or step < spec.steps) and time.monotonic() < deadline
+        # With several ranks they must agree, or one would wait for the others forever.
+        return (not spec.steps or step < spec.steps) and not ranks.any(
+            time.monotonic() >= deadline, device)
 
     def fraction() -> float:
         parts = [step / spec.steps if spec.steps else 0.0,
@@ -261,18 +329,24 @@ def train(store: ObjectStore, spec: RunSpec, report: Report | None = None,
             real = next_batch()
             z = torch.randn(bs, nz, 1, 1, device=device, generator=noise_rng)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                # D: tell real from fake (maximise log D(x) + log(1 - D(G(z)))).
-                fake = netG(z)
-                loss_d = bce(netD(real), real_label) + bce(netD(fake.detach()), fake_label)
+                # D: tell real from fake (every D input augmented alike when augment is set).
+                fake = trainG(z)
+                if ranks.world > 1:  # DDP: one D forward per backward
+                    logits = D(torch.cat([real, fake.detach()]))
+                    loss_d = loss_of_d(logits[: len(logits) // 2], logits[len(logits) // 2:])
+                else:
+                    loss_d = loss_of_d(D(real), D(fake.detach()))
             optD.zero_grad(set_to_none=True)
             loss_d.backward()
             optD.step()
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                # G: make D call the fakes real (the non-saturating loss, maximise log D(G(z))).
-                loss_g = bce(netD(fake), real_label)
+                # G: make D call the fakes real (non-saturating BCE, or hinge's -D(G(z))).
+                loss_g = loss_of_g(D(fake))
             optG.zero_grad(set_to_none=True)
             loss_g.backward()
             optG.step()
+            if netG_ema is not None:
+                update_ema()
             step += 1
             loss_sum += torch.stack([loss_d.detach(), loss_g.detach()]).float()
             window_steps += 1
@@ -319,15 +393,21 @@ def train(store: ObjectStore, spec: RunSpec, report: Report | None = None,
 
     # Metrics: a fixed random subset of the real images vs as many generated ones.
     pick = np.random.default_rng(spec.seed).permutation(len(images))[: opts.metric_images]
-    fake_images = _generate(netG, METRIC_SEED, len(pick), nz)
-    scores = metrics.compute(images[pick], fake_images, METRICS, seed=spec.seed)
+    fake_images = _generate(sampler, METRIC_SEED, len(pick), nz)
+    fid_weights = settings.get("TRAINER_FID_WEIGHTS") or ""
+    scores = metrics.compute(images[pick], fake_images,
+                             METRICS + (("fid",) if fid_weights else ()), seed=spec.seed,
+                             train=images, fid_weights=fid_weights)
     losses = progress["losses"] or (
         {"loss_d": history[-1]["loss_d"], "loss_g": history[-1]["loss_g"]} if history else {})
     progress["metrics"] = {**scores, **losses}
     write_history()
+    if not ranks.is_main:
+        return progress
+    artifacts.write_run_pictures(store, run_id, history, metric_history, samples)
 
     card_metrics = {"swd": scores["swd"], **losses}
-    progress["export_prefix"] = export_generator(store, run_id, netG, {
+    progress["export_prefix"] = export_generator(store, run_id, sampler, {
         "arch": spec.model, "arch_options": plan.arch_options, "latent_dim": nz,
         "width": int(width), "height": int(height), "hashtag": manifest["hashtag"],
         "method": _method(spec.model, int(width), int(height), step, len(images)),

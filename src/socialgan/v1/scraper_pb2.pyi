@@ -60,17 +60,21 @@ class SourceSpec(_message.Message):
     def __init__(self, spec: _Optional[str] = ..., folder: _Optional[_Union[FolderSource, _Mapping]] = ..., url_list: _Optional[_Union[UrlListSource, _Mapping]] = ..., instagram: _Optional[_Union[InstagramHashtagSource, _Mapping]] = ..., mastodon: _Optional[_Union[MastodonHashtagSource, _Mapping]] = ..., x_follower_banners: _Optional[_Union[XFollowerBannersSource, _Mapping]] = ...) -> None: ...
 
 class StartScrapeRequest(_message.Message):
-    __slots__ = ("source", "hashtag", "limit")
+    __slots__ = ("source", "hashtag", "limit", "full_rescan", "skip_animated")
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     HASHTAG_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    FULL_RESCAN_FIELD_NUMBER: _ClassVar[int]
+    SKIP_ANIMATED_FIELD_NUMBER: _ClassVar[int]
     source: SourceSpec
     hashtag: str
     limit: int
-    def __init__(self, source: _Optional[_Union[SourceSpec, _Mapping]] = ..., hashtag: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+    full_rescan: bool
+    skip_animated: bool
+    def __init__(self, source: _Optional[_Union[SourceSpec, _Mapping]] = ..., hashtag: _Optional[str] = ..., limit: _Optional[int] = ..., full_rescan: _Optional[bool] = ..., skip_animated: _Optional[bool] = ...) -> None: ...
 
 class ScrapeCounts(_message.Message):
-    __slots__ = ("found", "downloaded", "duplicates", "failed", "failed_by_reason", "bytes", "images_per_second")
+    __slots__ = ("found", "downloaded", "duplicates", "failed", "failed_by_reason", "bytes", "images_per_second", "skipped", "new")
     class FailedByReasonEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -85,6 +89,8 @@ class ScrapeCounts(_message.Message):
     FAILED_BY_REASON_FIELD_NUMBER: _ClassVar[int]
     BYTES_FIELD_NUMBER: _ClassVar[int]
     IMAGES_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    NEW_FIELD_NUMBER: _ClassVar[int]
     found: int
     downloaded: int
     duplicates: int
@@ -92,7 +98,9 @@ class ScrapeCounts(_message.Message):
     failed_by_reason: _containers.ScalarMap[str, int]
     bytes: int
     images_per_second: float
-    def __init__(self, found: _Optional[int] = ..., downloaded: _Optional[int] = ..., duplicates: _Optional[int] = ..., failed: _Optional[int] = ..., failed_by_reason: _Optional[_Mapping[str, int]] = ..., bytes: _Optional[int] = ..., images_per_second: _Optional[float] = ...) -> None: ...
+    skipped: int
+    new: int
+    def __init__(self, found: _Optional[int] = ..., downloaded: _Optional[int] = ..., duplicates: _Optional[int] = ..., failed: _Optional[int] = ..., failed_by_reason: _Optional[_Mapping[str, int]] = ..., bytes: _Optional[int] = ..., images_per_second: _Optional[float] = ..., skipped: _Optional[int] = ..., new: _Optional[int] = ...) -> None: ...
 
 class ScrapeJob(_message.Message):
     __slots__ = ("status", "hashtag", "source", "counts", "manifest_key", "raw_prefix")
@@ -127,3 +135,31 @@ class CancelScrapeRequest(_message.Message):
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class ListTrendingTagsRequest(_message.Message):
+    __slots__ = ("instance_url", "limit")
+    INSTANCE_URL_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    instance_url: str
+    limit: int
+    def __init__(self, instance_url: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class TrendingTag(_message.Message):
+    __slots__ = ("name", "url", "uses_today", "uses_week", "accounts_week")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    USES_TODAY_FIELD_NUMBER: _ClassVar[int]
+    USES_WEEK_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNTS_WEEK_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    url: str
+    uses_today: int
+    uses_week: int
+    accounts_week: int
+    def __init__(self, name: _Optional[str] = ..., url: _Optional[str] = ..., uses_today: _Optional[int] = ..., uses_week: _Optional[int] = ..., accounts_week: _Optional[int] = ...) -> None: ...
+
+class ListTrendingTagsResponse(_message.Message):
+    __slots__ = ("tags",)
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    tags: _containers.RepeatedCompositeFieldContainer[TrendingTag]
+    def __init__(self, tags: _Optional[_Iterable[_Union[TrendingTag, _Mapping]]] = ...) -> None: ...

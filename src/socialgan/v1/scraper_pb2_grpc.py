@@ -54,6 +54,11 @@ class ScraperServiceStub:
                 request_serializer=socialgan_dot_v1_dot_scraper__pb2.CancelScrapeRequest.SerializeToString,
                 response_deserializer=socialgan_dot_v1_dot_scraper__pb2.ScrapeJob.FromString,
                 _registered_method=True)
+        self.ListTrendingTags = channel.unary_unary(
+                '/socialgan.v1.ScraperService/ListTrendingTags',
+                request_serializer=socialgan_dot_v1_dot_scraper__pb2.ListTrendingTagsRequest.SerializeToString,
+                response_deserializer=socialgan_dot_v1_dot_scraper__pb2.ListTrendingTagsResponse.FromString,
+                _registered_method=True)
 
 
 class ScraperServiceServicer:
@@ -84,6 +89,13 @@ class ScraperServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListTrendingTags(self, request, context):
+        """A Mastodon instance's trending hashtags, most used this week first: what to scrape next.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ScraperServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -106,6 +118,11 @@ def add_ScraperServiceServicer_to_server(servicer, server):
                     servicer.CancelScrape,
                     request_deserializer=socialgan_dot_v1_dot_scraper__pb2.CancelScrapeRequest.FromString,
                     response_serializer=socialgan_dot_v1_dot_scraper__pb2.ScrapeJob.SerializeToString,
+            ),
+            'ListTrendingTags': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTrendingTags,
+                    request_deserializer=socialgan_dot_v1_dot_scraper__pb2.ListTrendingTagsRequest.FromString,
+                    response_serializer=socialgan_dot_v1_dot_scraper__pb2.ListTrendingTagsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -216,6 +233,33 @@ class ScraperService:
             '/socialgan.v1.ScraperService/CancelScrape',
             socialgan_dot_v1_dot_scraper__pb2.CancelScrapeRequest.SerializeToString,
             socialgan_dot_v1_dot_scraper__pb2.ScrapeJob.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTrendingTags(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/socialgan.v1.ScraperService/ListTrendingTags',
+            socialgan_dot_v1_dot_scraper__pb2.ListTrendingTagsRequest.SerializeToString,
+            socialgan_dot_v1_dot_scraper__pb2.ListTrendingTagsResponse.FromString,
             options,
             channel_credentials,
             insecure,

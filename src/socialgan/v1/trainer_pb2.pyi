@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class FilterDatasetRequest(_message.Message):
-    __slots__ = ("hashtag", "resolution", "aspect", "thresholds", "dataset_id")
+    __slots__ = ("hashtag", "resolution", "aspect", "thresholds", "dataset_id", "crop", "extra_stages", "skip_stages", "example_keys")
     class ThresholdsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -21,15 +21,23 @@ class FilterDatasetRequest(_message.Message):
     ASPECT_FIELD_NUMBER: _ClassVar[int]
     THRESHOLDS_FIELD_NUMBER: _ClassVar[int]
     DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    CROP_FIELD_NUMBER: _ClassVar[int]
+    EXTRA_STAGES_FIELD_NUMBER: _ClassVar[int]
+    SKIP_STAGES_FIELD_NUMBER: _ClassVar[int]
+    EXAMPLE_KEYS_FIELD_NUMBER: _ClassVar[int]
     hashtag: str
     resolution: int
     aspect: _common_pb2.Aspect
     thresholds: _containers.ScalarMap[str, float]
     dataset_id: str
-    def __init__(self, hashtag: _Optional[str] = ..., resolution: _Optional[int] = ..., aspect: _Optional[_Union[_common_pb2.Aspect, str]] = ..., thresholds: _Optional[_Mapping[str, float]] = ..., dataset_id: _Optional[str] = ...) -> None: ...
+    crop: str
+    extra_stages: _containers.RepeatedScalarFieldContainer[str]
+    skip_stages: _containers.RepeatedScalarFieldContainer[str]
+    example_keys: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, hashtag: _Optional[str] = ..., resolution: _Optional[int] = ..., aspect: _Optional[_Union[_common_pb2.Aspect, str]] = ..., thresholds: _Optional[_Mapping[str, float]] = ..., dataset_id: _Optional[str] = ..., crop: _Optional[str] = ..., extra_stages: _Optional[_Iterable[str]] = ..., skip_stages: _Optional[_Iterable[str]] = ..., example_keys: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Dataset(_message.Message):
-    __slots__ = ("dataset_id", "hashtag", "aspect", "width", "height", "kept", "dropped", "dropped_by_reason", "manifest_key", "shard_keys", "report_key")
+    __slots__ = ("dataset_id", "hashtag", "aspect", "width", "height", "kept", "dropped", "dropped_by_reason", "manifest_key", "shard_keys", "report_key", "contact_sheet_keys", "thresholds", "crop", "stages")
     class DroppedByReasonEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -37,6 +45,20 @@ class Dataset(_message.Message):
         key: str
         value: int
         def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class ContactSheetKeysEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class ThresholdsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     DATASET_ID_FIELD_NUMBER: _ClassVar[int]
     HASHTAG_FIELD_NUMBER: _ClassVar[int]
     ASPECT_FIELD_NUMBER: _ClassVar[int]
@@ -48,6 +70,10 @@ class Dataset(_message.Message):
     MANIFEST_KEY_FIELD_NUMBER: _ClassVar[int]
     SHARD_KEYS_FIELD_NUMBER: _ClassVar[int]
     REPORT_KEY_FIELD_NUMBER: _ClassVar[int]
+    CONTACT_SHEET_KEYS_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLDS_FIELD_NUMBER: _ClassVar[int]
+    CROP_FIELD_NUMBER: _ClassVar[int]
+    STAGES_FIELD_NUMBER: _ClassVar[int]
     dataset_id: str
     hashtag: str
     aspect: _common_pb2.Aspect
@@ -59,7 +85,11 @@ class Dataset(_message.Message):
     manifest_key: str
     shard_keys: _containers.RepeatedScalarFieldContainer[str]
     report_key: str
-    def __init__(self, dataset_id: _Optional[str] = ..., hashtag: _Optional[str] = ..., aspect: _Optional[_Union[_common_pb2.Aspect, str]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., kept: _Optional[int] = ..., dropped: _Optional[int] = ..., dropped_by_reason: _Optional[_Mapping[str, int]] = ..., manifest_key: _Optional[str] = ..., shard_keys: _Optional[_Iterable[str]] = ..., report_key: _Optional[str] = ...) -> None: ...
+    contact_sheet_keys: _containers.ScalarMap[str, str]
+    thresholds: _containers.ScalarMap[str, float]
+    crop: str
+    stages: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, dataset_id: _Optional[str] = ..., hashtag: _Optional[str] = ..., aspect: _Optional[_Union[_common_pb2.Aspect, str]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., kept: _Optional[int] = ..., dropped: _Optional[int] = ..., dropped_by_reason: _Optional[_Mapping[str, int]] = ..., manifest_key: _Optional[str] = ..., shard_keys: _Optional[_Iterable[str]] = ..., report_key: _Optional[str] = ..., contact_sheet_keys: _Optional[_Mapping[str, str]] = ..., thresholds: _Optional[_Mapping[str, float]] = ..., crop: _Optional[str] = ..., stages: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class FilterProgress(_message.Message):
     __slots__ = ("processed", "total", "kept", "dropped_by_reason", "dataset")

