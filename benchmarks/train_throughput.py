@@ -11,8 +11,8 @@ memory is its own:
   normalises every image every epoch, a DataLoader with worker processes, fp32, plain
   Adam (what the seeds' notebook did; torchvision's transforms written out with PIL);
 - trainer: socialgan.training.train on a dataset the filter decoded once (uint8 on the
-  device, batches by indexing), with its own choices (bf16 autocast, channels_last and
-  fused Adam on CUDA).
+  device, batches by indexing), with its own choices (channels_last; bf16 autocast and
+  fused Adam on CUDA). --trainer-options k=v,... adds loop options (e.g. channels_last=false).
 
 img/s counts real images through D per second after a warm-up step; peak memory is the
 process's max RSS (CPU) or torch's max allocated (CUDA).
@@ -104,7 +104,8 @@ def trainer_loop(args) -> dict:
                         data)
     dataset = build_dataset(store, "bench", dataset_id="bench-ds")
     options = {"ngf": str(args.ngf), "ndf": str(args.ngf), "batch_size": str(args.batch_size),
-               "metric_images": "64", "checkpoint_metric_images": "0"}
+               "metric_images": "64", "checkpoint_metric_images": "0",
+               **dict(kv.split("=", 1) for kv in args.trainer_options.split(",") if kv)}
     spec = RunSpec(run_id="bench", dataset_id=dataset["dataset_id"], model="dcgan",
                    steps=1, seconds=0, checkpoint_every=10**9, options=options)
     train(store, spec, device=args.device)  # warm-up step, as the tutorial loop has
@@ -136,6 +137,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers (tutorial)")
     parser.add_argument("--images", default="data/twemoji")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--trainer-options", default="",
+                        help="extra trainer loop options, k=v,... (e.g. channels_last=false)")
     parser.add_argument("--child", choices=["tutorial", "trainer"], help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -149,13 +152,20 @@ def main() -> None:
     print(f"DCGAN-64 ngf=ndf={args.ngf}, batch {args.batch_size}, {args.seconds:g} s each, "
           f"{device_name}, torch {torch.__version__}, load average before "
           f"{os.getloadavg()[0]:.2f}")
+    from socialgan.training.config import LoopOptions
+    loop = LoopOptions()
+    chosen = {"channels_last": loop.channels_last, "compile": loop.compile,
+              "amp (CUDA only)": loop.amp, "threads": os.cpu_count() or 1,
+              **dict(kv.split("=", 1) for kv in args.trainer_options.split(",") if kv)}
+    print("trainer settings: " + ", ".join(f"{k}={v}" for k, v in chosen.items()))
     results = {}
     with tempfile.TemporaryDirectory() as workdir:
         for which in ("tutorial", "trainer"):
             cmd = [sys.executable, __file__, "--child", which, "--workdir", workdir,
                    "--seconds", str(args.seconds), "--ngf", str(args.ngf), "--batch-size",
                    str(args.batch_size), "--workers", str(args.workers), "--images",
-                   args.images, "--device", args.device]
+                   args.images, "--device", args.device,
+                   "--trainer-options", args.trainer_options]
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
             results[which] = json.loads(out.split("RESULT ", 1)[1])
             print(f"{which:9s} {results[which]['images_per_second']:9.1f} img/s   peak "

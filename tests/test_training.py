@@ -186,3 +186,16 @@ def test_an_unknown_metric_is_rejected():
     images = np.zeros((2, 64, 64, 3), np.uint8)
     with pytest.raises(InvalidArgument, match="unknown metric 'is'"):
         metrics.compute(images, images, names=["is"])
+
+
+def test_channels_last_is_a_layout_only_the_losses_match_nchw(store, dataset_id):
+    # channels_last (the default on every device) changes memory layout, not the maths.
+    runs = {}
+    for value in ("true", "false"):
+        run = spec(dataset_id, run_id=f"cl-{value}", steps=2, checkpoint_every=2)
+        run.options.update(channels_last=value, log_every="1")
+        train(store, run, device="cpu")
+        runs[value] = store.get_json(keys.run_metrics_key(run.run_id))["history"]
+    for on, off in zip(runs["true"], runs["false"], strict=True):
+        assert on["loss_d"] == pytest.approx(off["loss_d"], rel=1e-3)
+        assert on["loss_g"] == pytest.approx(off["loss_g"], rel=1e-3)

@@ -170,7 +170,7 @@ def train(store: ObjectStore, spec: RunSpec, report: Report | None = None,
         torch.manual_seed(spec.seed)
         netG = build_generator(spec.model, plan.arch_options).to(device)
         netD = build_discriminator(spec.model, plan.arch_options).to(device)
-    if device.type == "cuda":
+    if opts.channels_last:
         netG = netG.to(memory_format=torch.channels_last)
         netD = netD.to(memory_format=torch.channels_last)
     # The EMA generator is what samples, metrics and the export use: an average over the
@@ -276,7 +276,8 @@ def train(store: ObjectStore, spec: RunSpec, report: Report | None = None,
                         samples_written=len(samples))
 
     def next_batch() -> torch.Tensor:
-        # Random minibatch (with replacement) -> float in [-1, 1], NCHW view of NHWC data.
+        # Random minibatch (with replacement) -> float in [-1, 1], NCHW view of NHWC data
+        # (channels_last strides already: the permute copies nothing).
         index = torch.randint(len(data), (bs,), generator=data_rng).to(device)
         return data[index].permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
 
