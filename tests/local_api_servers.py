@@ -21,11 +21,13 @@ import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 from PIL import Image
+
+from tests.http_support import QuietHandler
 
 TOKEN = "test-bearer-token"
 GRAPH_VERSION = "v24.0"
@@ -77,21 +79,9 @@ class _Base:
     def _handler(self):
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def send(self, status: int, body: bytes = b"", ctype: str = "application/json",
-                     headers: dict[str, str] | None = None) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                for key, value in (headers or {}).items():
-                    self.send_header(key, value)
-                self.end_headers()
-                self.wfile.write(body)
+            default_type = "application/json"
 
             def send_json(self, value, headers=None) -> None:
                 self.send(200, json.dumps(value).encode(), headers=headers)

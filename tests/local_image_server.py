@@ -18,10 +18,11 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 from tests.conftest import TWEMOJI_DIR
+from tests.http_support import QuietHandler
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -61,26 +62,15 @@ class ImageServer:
     def _handler(self):
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):  # keep test output quiet
-                pass
-
-            def _send(self, status: int, body: bytes = b"", ctype: str = "image/png",
-                      headers: dict[str, str] | None = None) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                for key, value in (headers or {}).items():
-                    self.send_header(key, value)
-                self.end_headers()
-                self.wfile.write(body)
+        class Handler(QuietHandler):
+            default_type = "image/png"
 
             def _image(self, name: str) -> None:
                 path = server.image_dir / name
                 if not path.is_file():
-                    self._send(404, b"no such image", "text/plain")
+                    self.send(404, b"no such image", "text/plain")
                 else:
-                    self._send(200, path.read_bytes())
+                    self.send(200, path.read_bytes())
 
             def do_GET(self):  # noqa: N802 (the name http.server calls)
                 hit = server._count(self.path)
@@ -88,18 +78,18 @@ class ImageServer:
                 if head == "img":
                     self._image(name)
                 elif head == "flaky":
-                    self._send(500, b"oops", "text/plain") if hit == 1 else self._image(name)
+                    self.send(500, b"oops", "text/plain") if hit == 1 else self._image(name)
                 elif head == "limited":
                     if hit == 1:
-                        self._send(429, b"slow down", "text/plain", {"Retry-After": "3"})
+                        self.send(429, b"slow down", "text/plain", {"Retry-After": "3"})
                     else:
                         self._image(name)
                 elif head == "always503":
-                    self._send(503, b"down", "text/plain")
+                    self.send(503, b"down", "text/plain")
                 elif head == "text.png":
-                    self._send(200, b"<html>not an image</html>", "text/html")
+                    self.send(200, b"<html>not an image</html>", "text/html")
                 elif head == "redirect":
-                    self._send(302, b"", "text/plain", {"Location": f"/img/{name}"})
+                    self.send(302, b"", "text/plain", {"Location": f"/img/{name}"})
                 elif head == "big":
                     self.send_response(200)
                     self.send_header("Content-Type", "image/png")
@@ -118,6 +108,6 @@ class ImageServer:
                     time.sleep(server.slow_seconds)
                     self._image(name)
                 else:
-                    self._send(404, b"not found", "text/plain")
+                    self.send(404, b"not found", "text/plain")
 
         return Handler

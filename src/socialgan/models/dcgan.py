@@ -27,25 +27,33 @@ def _levels(image_size: int) -> int:
     return {32: 3, 64: 4, 128: 5, 256: 6}[image_size]
 
 
+def generator_layers(nz: int, ngf: int, nc: int, image_size: int, seed_width: int = 4,
+                     last_bias: bool = False) -> nn.Sequential:
+    """The DCGAN generator stack: a seed map of 4 x seed_width from the latent, then
+    transposed convolutions doubling the size until image_size. Shared by every
+    DCGAN-class model, so their exports have the same layout."""
+    levels = _levels(image_size)
+    width = ngf * 2 ** (levels - 1)
+    layers: list[nn.Module] = [
+        nn.ConvTranspose2d(nz, width, (4, seed_width), 1, 0, bias=False),
+        nn.BatchNorm2d(width),
+        nn.ReLU(True),
+    ]
+    for _ in range(levels - 1):
+        layers += [
+            nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(width // 2),
+            nn.ReLU(True),
+        ]
+        width //= 2
+    layers += [nn.ConvTranspose2d(width, nc, 4, 2, 1, bias=last_bias), nn.Tanh()]
+    return nn.Sequential(*layers)
+
+
 class Generator(nn.Module):
     def __init__(self, nz=100, ngf=64, ndf=64, nc=3, image_size=64):
         super().__init__()
-        levels = _levels(image_size)
-        width = ngf * 2 ** (levels - 1)
-        layers: list[nn.Module] = [
-            nn.ConvTranspose2d(nz, width, 4, 1, 0, bias=False),
-            nn.BatchNorm2d(width),
-            nn.ReLU(True),
-        ]
-        for _ in range(levels - 1):
-            layers += [
-                nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False),
-                nn.BatchNorm2d(width // 2),
-                nn.ReLU(True),
-            ]
-            width //= 2
-        layers += [nn.ConvTranspose2d(width, nc, 4, 2, 1, bias=False), nn.Tanh()]
-        self.main = nn.Sequential(*layers)
+        self.main = generator_layers(nz, ngf, nc, image_size)
         self.apply(_init_weights)
 
     def forward(self, z):

@@ -19,7 +19,7 @@ from __future__ import annotations
 from torch import nn
 from torch.nn.utils import spectral_norm
 
-from socialgan.models.dcgan import _init_weights, _levels
+from socialgan.models.dcgan import _init_weights, _levels, generator_layers
 
 DEFAULTS = {"nz": 100, "ngf": 32, "ndf": 32, "nc": 3, "image_size": 64, "aspect": 1}
 # Loop defaults for this model (training.config.LoopOptions fields); a request overrides any.
@@ -36,23 +36,8 @@ def check_aspect(aspect: int) -> int:
 class Generator(nn.Module):
     def __init__(self, nz=100, ngf=32, ndf=32, nc=3, image_size=64, aspect=1):
         super().__init__()
-        levels = _levels(image_size)
-        seed_w = 4 * check_aspect(aspect)
-        width = ngf * 2 ** (levels - 1)
-        layers: list[nn.Module] = [
-            nn.ConvTranspose2d(nz, width, (4, seed_w), 1, 0, bias=False),
-            nn.BatchNorm2d(width),
-            nn.ReLU(True),
-        ]
-        for _ in range(levels - 1):
-            layers += [
-                nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False),
-                nn.BatchNorm2d(width // 2),
-                nn.ReLU(True),
-            ]
-            width //= 2
-        layers += [nn.ConvTranspose2d(width, nc, 4, 2, 1), nn.Tanh()]
-        self.main = nn.Sequential(*layers)
+        self.main = generator_layers(nz, ngf, nc, image_size,
+                                     seed_width=4 * check_aspect(aspect), last_bias=True)
         self.apply(_init_weights)
 
     def forward(self, z):
