@@ -1,11 +1,14 @@
-"""Filter quality and speed on the labelled #nature mix (socialgan.filtering.evaluation).
+"""Filter quality and speed on the labelled mixes (socialgan.filtering.evaluation).
 
     python benchmarks/filter_quality.py [--repeat 3]
 
 Prints overall junk removal / good kept, precision and recall per stage, and throughput
-(images/s, this machine's cores) with all default stages, with the optional faces stage,
-and without the model stages (text detector), then the same mix through cleanvision when
-it is installed (it must be given only files Pillow can open).
+(images/s, this machine's cores) on the #nature mix with all default stages, with the
+optional faces stage, with the photo CNN embedding, and without the model stages (no text
+detector); then the #emoji mix with the same thresholds; then, free of any threshold, how
+well each embedding ranks the #nature mix's off-topic pictures above its good ones (AUC);
+then the #nature mix through cleanvision when it is installed (it must be given only files
+Pillow can open).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import hashlib
 import os
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 from socialgan.filtering import build_dataset, read_manifest
@@ -23,18 +27,41 @@ from socialgan.images import sniff_extension
 from socialgan.storage import LocalObjectStore, keys
 
 
-def run(items, labels, **options):
+def run(items, labels, tag="nature", resolution=ev.RESOLUTION, embedding="handcrafted",
+        **options):
+    """(scores, seconds, manifest) of one filter run over the mix."""
     store = LocalObjectStore(tempfile.mkdtemp())
     for item in items:
         sha = hashlib.sha256(item.data).hexdigest()
-        store.put_bytes(keys.raw_image_key("nature", sha, sniff_extension(item.data) or ".jpg"),
+        store.put_bytes(keys.raw_image_key(tag, sha, sniff_extension(item.data) or ".jpg"),
                         item.data)
+    os.environ["FILTER_EMBEDDING"] = embedding
     t0 = time.perf_counter()
-    build_dataset(store, "nature", resolution=ev.RESOLUTION, dataset_id="bench",
+    build_dataset(store, tag, resolution=resolution, dataset_id="bench",
                   contact_sheets=False, **options)
     seconds = time.perf_counter() - t0
     m = read_manifest(store, "bench")
-    return ev.evaluate(labels, [k["id"] for k in m["kept_images"]], m["dropped_images"]), seconds
+    scores = ev.evaluate(labels, [k["id"] for k in m["kept_images"]], m["dropped_images"])
+    return scores, seconds, m
+
+
+def off_topic_auc(labels, manifest) -> tuple[float, int, int]:
+    """P(an off-topic picture's outlier z > a good image's), over what reached the stage."""
+    z = {k["id"]: k["scores"]["outlier_z"] for k in manifest["kept_images"]}
+    z.update({d["id"]: d["score"] for d in manifest["dropped_images"]
+              if d["stage"] == "outliers"})
+    good = [v for i, v in z.items() if labels[i] == "good"]
+    odd = [v for i, v in z.items() if labels[i] == "off_topic"]
+    pairs = [1.0 if o > g else 0.5 if o == g else 0.0 for o in odd for g in good]
+    return sum(pairs) / max(1, len(pairs)), len(odd), len(good)
+
+
+def print_scores(name, scores, images, seconds):
+    print(f"{name}: junk removed {scores.junk_removed:.1%}, good kept "
+          f"{scores.good_kept:.1%}, {images / seconds:.1f} images/s ({seconds:.2f} s)")
+    for cat, v in scores.per_stage.items():
+        print(f"  {cat:<12} precision {v['precision']:.2f} recall {v['recall']:.2f} "
+              f"({v['caught']}/{v['total']}, claimed {v['claimed']})")
 
 
 def cleanvision_on(items, labels) -> str:
@@ -89,19 +116,32 @@ def main() -> None:
         counts[label] = counts.get(label, 0) + 1
     print(f"mix: {len(items)} images {dict(sorted(counts.items()))}; "
           f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
+    run(items, labels)  # loads the models once, outside the timings
     for name, options in [("all default stages", {}),
                           ("default stages + optional faces", {"extra_stages": ["faces"]}),
-                          ("without model stages (no text detector)",
-                           {"skip_stages": ["text"]})]:
+                          ("default stages with the photo CNN embedding",
+                           {"embedding": "photo-cnn"}),
+                          ("without model stages (no text detector)", {"skip_stages": ["text"]})]:
         best = None
         for _ in range(args.repeat):
-            scores, seconds = run(items, labels, **options)
+            scores, seconds, _ = run(items, labels, **options)
             best = seconds if best is None else min(best, seconds)
-        print(f"{name}: junk removed {scores.junk_removed:.1%}, good kept "
-              f"{scores.good_kept:.1%}, {len(items) / best:.1f} images/s ({best:.2f} s)")
-        for cat, v in scores.per_stage.items():
-            print(f"  {cat:<12} precision {v['precision']:.2f} recall {v['recall']:.2f} "
-                  f"({v['caught']}/{v['total']}, claimed {v['claimed']})")
+        print_scores(name, scores, len(items), best)
+
+    emoji = ev.build_emoji_mix()
+    emoji_labels = {hashlib.sha256(i.data).hexdigest(): i.label for i in emoji}
+    print(f"\n#emoji mix (same thresholds): {len(emoji)} images "
+          f"{dict(sorted(Counter(emoji_labels.values()).items()))}")
+    scores, seconds, _ = run(emoji, emoji_labels, tag="emoji", resolution=ev.EMOJI_RESOLUTION)
+    print_scores("all default stages", scores, len(emoji), seconds)
+
+    print("\noff-topic ranking on the #nature mix, threshold-free (AUC: 1 = every off-topic "
+          "picture scores above every good one):")
+    for embedding in ("handcrafted", "photo-cnn"):
+        _, _, manifest = run(items, labels, embedding=embedding)
+        auc, odd, good = off_topic_auc(labels, manifest)
+        print(f"  {manifest['parameters']['embedding']:<22} AUC {auc:.3f} "
+              f"({odd} off-topic vs {good} good)")
     print(cleanvision_on(items, labels))
 
 

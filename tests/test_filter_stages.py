@@ -58,11 +58,11 @@ STAGE_FLOORS = {  # category -> (precision, recall)
     "broken": (1.0, 1.0),
     "unfit": (1.0, 1.0),
     "duplicate": (1.0, 0.9),
-    "low_quality": (0.7, 0.85),
+    "low_quality": (0.7, 0.95),
     "text": (0.8, 0.8),
-    # Weight-free: the synthetic images (emoji, renders) are caught, photos of other
-    # subjects (cat, rocket, coffee) are not. CLIP weights are the way to do better.
-    "off_topic": (0.9, 0.45),
+    # The synthetic images (emoji, renders) and one wallpaper are caught; photos of other
+    # subjects (cat, rocket, coffee) rank high but mostly stay under the cutoff.
+    "off_topic": (0.9, 0.55),
 }
 
 
@@ -77,8 +77,8 @@ def test_each_stage_catches_its_junk_on_the_real_image_mix(filtered, category):
 def test_good_images_are_kept_and_most_junk_is_removed(filtered):
     *_, scores, _ = filtered
     assert scores.good_kept >= 0.9
-    # Off-topic outliers are the weak stage without CLIP weights (86% measured).
-    assert scores.junk_removed >= 0.8
+    # 90% measured (benchmarks/filter_quality.py); one image of margin.
+    assert scores.junk_removed >= 0.88
 
 
 def test_every_drop_has_reason_score_and_threshold_and_every_image_its_measures(filtered):
@@ -158,6 +158,80 @@ def test_phash_survives_reencoding_and_resizing(mix):
     other = Image.open(io.BytesIO(mix[20].data)).convert("RGB")
     assert hamming(phash(tile), phash(small)) <= 4
     assert hamming(phash(tile), phash(other)) > 16
+
+
+def test_a_saturated_subject_blown_by_overexposure_is_dropped_and_its_original_kept(
+        filtered):
+    _, _, manifest, _, names = filtered
+    dropped = {names[d["id"]]: d for d in manifest["dropped_images"]}
+    blown = dropped["low_quality/overexposed-FreshFlower"]
+    assert blown["reason"] == "overexposed" and "colour channel" in blown["detail"]
+    kept = {names[k["id"]]: k for k in manifest["kept_images"]}
+    # Bright, saturated photos of the set keep well under the cutoff.
+    assert max(k["scores"]["blown_colour"] for k in kept.values()) < 0.6
+    assert "good/FreshFlower-q1" in kept
+
+
+def test_photos_among_emoji_are_off_topic_too(tmp_path):
+    """The #emoji mix: clipart is the topic and photos the spam (thresholds fitted to neither)."""
+    items = ev.build_emoji_mix()
+    store = LocalObjectStore(tmp_path)
+    labels = {}
+    for item in items:
+        sha = hashlib.sha256(item.data).hexdigest()
+        labels[sha] = item.label
+        store.put_bytes(keys.raw_image_key("emoji", sha, sniff_extension(item.data) or ".jpg"),
+                        item.data)
+    build_dataset(store, "emoji", resolution=ev.EMOJI_RESOLUTION, dataset_id="emoji",
+                  contact_sheets=False)
+    manifest = read_manifest(store, "emoji")
+    scores = ev.evaluate(labels, [k["id"] for k in manifest["kept_images"]],
+                         manifest["dropped_images"])
+    assert scores.per_stage["off_topic"]["recall"] == 1.0
+    assert scores.per_stage["off_topic"]["precision"] == 1.0
+    assert scores.good_kept >= 0.95 and scores.junk_removed >= 0.95
+
+
+def test_the_photo_cnn_ranks_photos_of_other_subjects_above_the_topic(mix):
+    """The CNN inside nudenet's wheel knows a cat from a landscape; colour statistics hardly."""
+    from socialgan.filtering import outliers
+    from socialgan.filtering.quality import small_copy
+    from socialgan.images import decode_rgb
+
+    path = outliers.photo_cnn_path()
+    assert path is not None, "the filter extra (nudenet, onnx) is installed by scripts/setup.sh"
+    cnn = outliers.PhotoCnnEncoder(path)
+    tiles = [i for i in mix if i.label == "good"]
+    photos = [i for i in mix if i.name.startswith("off_topic/skimage")]
+    images = [small_copy(decode_rgb(i.data)) for i in tiles + photos]
+
+    def auc(embed) -> float:
+        z = outliers.outlier_scores(np.stack([embed(img) for img in images]))
+        good, odd = z[: len(tiles)], z[len(tiles):]
+        return float(np.mean([[o > g for g in good] for o in odd]))
+
+    with_cnn, colour_only = auc(cnn), auc(outliers.handcrafted_embedding)
+    assert with_cnn >= 0.9 and with_cnn > colour_only
+    vec = cnn(images[0])
+    assert vec.shape == (256,) and abs(float(np.linalg.norm(vec)) - 1) < 1e-4
+
+
+@pytest.mark.parametrize("value, name", [("", "handcrafted"), ("handcrafted", "handcrafted"),
+                                         ("photo-cnn", "handcrafted+photo-cnn")])
+def test_filter_embedding_setting_picks_the_embedding(monkeypatch, value, name):
+    from socialgan.filtering import outliers
+
+    monkeypatch.setenv("FILTER_EMBEDDING", value)
+    assert outliers.embedder()[0] == name
+
+
+def test_an_unknown_filter_embedding_is_a_failed_precondition_naming_the_choices(monkeypatch):
+    from socialgan.errors import FailedPrecondition
+    from socialgan.filtering import outliers
+
+    monkeypatch.setenv("FILTER_EMBEDDING", "resnet")
+    with pytest.raises(FailedPrecondition, match="handcrafted"):
+        outliers.embedder()
 
 
 def test_examples_steer_the_outlier_stage(store, mix):

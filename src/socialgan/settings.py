@@ -69,9 +69,12 @@ ENV_VARS: dict[str, EnvVar] = {
         EnvVar("FILTER_TEXT_MODEL", "",
                "PP-OCR text detector ONNX for the filter (default: from rapidocr-onnxruntime "
                "or data/models/).", ("trainer", "cli")),
+        EnvVar("FILTER_EMBEDDING", "handcrafted",
+               "Off-topic embedding: 'handcrafted' (weight-free) or 'photo-cnn' (plus the "
+               "photo CNN inside nudenet's wheel, ~10 ms an image).", ("trainer", "cli")),
         EnvVar("FILTER_CLIP_MODEL", "",
-               "Local TorchScript CLIP image encoder for off-topic outliers (default: none, "
-               "a weight-free embedding).", ("trainer", "cli")),
+               "Local TorchScript CLIP image encoder for off-topic outliers (default: none; "
+               "FILTER_EMBEDDING decides).", ("trainer", "cli")),
         EnvVar("TORCHSERVE_INFERENCE_ADDR", "127.0.0.1:7070",
                "TorchServe gRPC inference address (loopback: same pod).", ("generator",)),
         EnvVar("TORCHSERVE_MANAGEMENT_ADDR", "127.0.0.1:7071",

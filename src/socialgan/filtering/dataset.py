@@ -50,7 +50,7 @@ MIN_RESOLUTION, MAX_RESOLUTION = 8, 1024
 SHARD_IMAGES = 4096
 SHARD_BYTES = 256 << 20
 MAX_EXAMPLES = 64
-FLAT_SHARE_SPREAD = 0.05  # least spread of flat_share assumed in a set (photos: 0.00-0.2)
+FLAT_SHARE_SPREAD = 0.08  # least spread of flat_share assumed in a set (photos: 0.00-0.2)
 
 ProgressFn = Callable[[int, int, int, dict[str, int]], None]
 
@@ -160,6 +160,9 @@ def _low_quality(cand: Candidate, ctx: FilterContext) -> Drop | None:
             m.rest_luma >= t["overexposed_rest_luma"] and m.rest_flat < 0.5:
         return Drop("overexposed", f"{m.clipped_bright:.0%} of the pixels are clipped white",
                     m.clipped_bright, t["max_clipped_bright"])
+    if m.blown_colour > t["max_blown_colour"] and m.rest_flat < 0.5:
+        return Drop("overexposed", f"{m.blown_colour:.0%} of the pixels have a colour channel "
+                    "clipped", m.blown_colour, t["max_blown_colour"])
     if m.clipped_dark > t["max_clipped_dark"]:
         return Drop("underexposed", f"{m.clipped_dark:.0%} of the pixels are clipped black",
                     m.clipped_dark, t["max_clipped_dark"])
@@ -211,7 +214,7 @@ STAGES: list[Stage] = [
     Stage("exact_duplicates", _exact_duplicate),
     Stage("text", _text_heavy, {"max_text_fraction": 0.05}, model=True),
     Stage("quality", _low_quality, {"min_entropy": 1.0, "min_contrast": 6.0,
-                                    "max_clipped_bright": 0.25,
+                                    "max_clipped_bright": 0.25, "max_blown_colour": 0.75,
                                     "overexposed_rest_luma": 231.0, "max_clipped_dark": 0.5,
                                     "min_sharpness": 7.0}),
     Stage("faces", _faces, {"min_face_fraction": 0.01}, optional=True),
@@ -223,7 +226,7 @@ SET_STAGES: dict[str, dict[str, float]] = {
     # evaluation mix's copies (re-encoded, resized, 4% cropped) 0-2.
     "near_duplicates": {"max_hash_distance": 6.0},
     # Robust z-score of the distance to the set (or the examples); at most this share dropped.
-    "outliers": {"outlier_z": 3.0, "max_outlier_share": 0.3},
+    "outliers": {"outlier_z": 2.75, "max_outlier_share": 0.3},
 }
 OPTIONAL_STAGES = [s.name for s in STAGES if s.optional]
 SKIPPABLE_STAGES = [s.name for s in STAGES if not s.optional and s.name != "decode"] + \
@@ -458,7 +461,8 @@ def iter_build_dataset(
         z_set = outliers.outlier_scores(vectors, reference)
         z_flat = outliers.robust_z(np.array([s.scores["flat_share"] for s in survivors]),
                                    FLAT_SHARE_SPREAD)
-        z = np.maximum(z_set, z_flat)
+        # Two-sided: clipart among photos and photos among clipart are both off-topic.
+        z = np.maximum(z_set, np.abs(z_flat))
         for s, score in zip(survivors, z, strict=True):
             s.scores["outlier_z"] = round(float(score), 3)
         cap = int(limits["max_outlier_share"] * len(survivors))
@@ -467,8 +471,10 @@ def iter_build_dataset(
             s = survivors[i]
             drop({"id": s.image_id, "key": s.key, "stage": "outliers", "reason": "off_topic",
                   "score": round(float(z[i]), 3), "threshold": limits["outlier_z"],
-                  "detail": (f"{s.scores['flat_share']:.0%} perfectly flat pixels: synthetic "
-                             "among photos" if z_flat[i] >= z_set[i] else
+                  "detail": (f"{s.scores['flat_share']:.0%} perfectly flat pixels: "
+                             + ("synthetic among photos" if z_flat[i] > 0 else
+                                "a photo among synthetic images")
+                             if abs(z_flat[i]) >= z_set[i] else
                              f"{z[i]:.1f} robust z from the "
                              f"{'examples' if examples else 'set'} ({embedding_name} embedding)"),
                   "scores": s.scores})

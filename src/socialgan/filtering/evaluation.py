@@ -214,6 +214,59 @@ def build_mix(root: Path = EVAL_DIR) -> list[Item]:
     return items
 
 
+EMOJI_RESOLUTION = 64  # the #emoji mix is filtered for 64x64 posts, as the demo trains
+
+
+def build_emoji_mix(root: Path = EVAL_DIR) -> list[Item]:
+    """A second mix from another domain, for thresholds fitted to neither: #emoji.
+
+    The 48 committed Twemoji are the good images (clipart on transparency, where the
+    #nature mix has photos); the junk is the same kinds as there, with photos now the
+    off-topic pictures: 4 nature tiles, scikit-image's 4 photos and 2 wallpapers.
+    """
+    emoji = sorted(TWEMOJI_DIR.glob("*.png"))
+    if not emoji:
+        raise FileNotFoundError(f"no Twemoji under {TWEMOJI_DIR}")
+    items = [Item(f"good/{p.stem}", p.read_bytes(), "good") for p in emoji]
+    pictures = [Image.open(p).convert("RGBA") for p in emoji]
+
+    def on_white(img: Image.Image) -> Image.Image:
+        white = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, img).convert("RGB")
+
+    for i, img in enumerate(pictures[1:16:3]):  # 5 copies, three kinds in turn
+        if i % 3 == 0:
+            copy, how = _jpeg(on_white(img), quality=40), "reencoded"
+        elif i % 3 == 1:
+            copy, how = _png(img.resize((48, 48), Image.Resampling.BILINEAR)), "resized"
+        else:
+            copy, how = _png(img.crop((2, 2, 62, 62))), "cropped"
+        items.append(Item(f"duplicate/{how}-{emoji[1 + 3 * i].stem}", copy, "duplicate"))
+    items.append(Item("low_quality/flat-grey", _png(Image.new("RGB", (64, 64), (128, 130, 127))),
+                      "low_quality"))
+    items.append(Item("low_quality/blurred", _png(on_white(pictures[20]).filter(
+        ImageFilter.GaussianBlur(4))), "low_quality"))
+    items.append(Item("unfit/thumbnail", _png(pictures[30].resize((24, 24))), "unfit"))
+    items.append(Item("unfit/strip", _png(on_white(pictures[31]).resize((256, 32))), "unfit"))
+    items += [
+        Item("broken/empty", b"", "broken"),
+        Item("broken/truncated", items[0].data[: len(items[0].data) // 2], "broken"),
+        Item("broken/html", b"<!doctype html><title>403</title>", "broken"),
+    ]
+    for i in range(2):
+        items.append(Item(f"text/screenshot-{i}", _png(screenshot(
+            TEXT_LINES[i * 6:(i + 1) * 6], dark=i == 1)), "text"))
+    for name, img in nature_photos(root)[::3]:
+        items.append(Item(f"off_topic/nature-{name}", _jpeg(quadrants(img)[1]), "off_topic"))
+    for name in ("coffee.png", "chelsea.png", "rocket.jpg", "astronaut.png"):
+        items.append(Item(f"off_topic/skimage-{name}", _jpeg(skimage_image(name)), "off_topic"))
+    for name in ("Flow", "Gulp"):
+        img = Image.open(root / "abstract" / f"{name}.jpg").convert("RGB")
+        items.append(Item(f"off_topic/abstract-{name}", _jpeg(img.resize((512, 400))),
+                          "off_topic"))
+    return items
+
+
 def _bmp(img: Image.Image) -> bytes:
     """The pixels of a JPEG-stored tile, in another container: an exact duplicate."""
     decoded = Image.open(io.BytesIO(_jpeg(img))).convert("RGB")

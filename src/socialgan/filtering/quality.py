@@ -62,6 +62,7 @@ class QualityMeasures:
     sharpness: float  # edge_sharpness of the small grey copy
     mean_luma: float
     clipped_bright: float  # share of pixels at or near white
+    blown_colour: float  # share of pixels with a colour channel clipped but not white
     clipped_dark: float  # share of pixels at or near black
     rest_luma: float  # median luma of the pixels that are not clipped white
     rest_flat: float  # share of the unclipped pixels in perfectly flat areas (clipart: high)
@@ -72,6 +73,7 @@ class QualityMeasures:
         return {"sharpness": round(self.sharpness, 2), "mean_luma": round(self.mean_luma, 1),
                 "clipped_bright": round(self.clipped_bright, 3),
                 "clipped_dark": round(self.clipped_dark, 3),
+                "blown_colour": round(self.blown_colour, 3),
                 "entropy": round(self.entropy, 3), "contrast": round(self.contrast, 2)}
 
 
@@ -83,12 +85,24 @@ def _rest_flat(g: np.ndarray, clipped: np.ndarray) -> float:
     return float(flat[rest].mean()) if rest.any() else 1.0
 
 
+def blown_colour_share(small: Image.Image, clipped_white: np.ndarray) -> float:
+    """Share of pixels where some channel is saturated (>= 250) but the pixel is not white.
+
+    A bright, saturated subject over-exposed by a stop or two clips its red or yellow
+    channels over most of the frame while its luma stays mid-grey, so the white-clipping
+    measure misses it; well-exposed photos keep such pixels to their highlights.
+    """
+    rgb = np.asarray(small.convert("RGB"))
+    return float(((rgb.max(axis=2) >= 250) & ~clipped_white).mean())
+
+
 def measure_quality(small: Image.Image) -> QualityMeasures:
     g = grey(small)
     clipped = g >= 248
     return QualityMeasures(
         sharpness=edge_sharpness(g), mean_luma=float(g.mean()),
-        clipped_bright=float(clipped.mean()), clipped_dark=float((g <= 8).mean()),
+        clipped_bright=float(clipped.mean()), blown_colour=blown_colour_share(small, clipped),
+        clipped_dark=float((g <= 8).mean()),
         rest_luma=float(np.median(g[~clipped])) if (~clipped).any() else 255.0,
         rest_flat=_rest_flat(g, clipped),
         entropy=entropy_bits(g), contrast=float(g.std()))

@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from socialgan import settings
+from socialgan.filtering.onnx_session import cpu_session
 
 MODEL_NAME = "ch_PP-OCRv4_det_infer.onnx"
 LOCAL_MODEL = Path("data/models") / MODEL_NAME
@@ -44,12 +45,7 @@ def find_model() -> Path | None:
 
 class TextDetector:
     def __init__(self, model: Path):
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 0  # all cores
-        opts.log_severity_level = 3
-        self.session = ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
+        self.session = cpu_session(model)
         self.input = self.session.get_inputs()[0].name
         self._lock = threading.Lock()
 
