@@ -145,6 +145,39 @@ def test_optional_faces_stage_drops_the_astronaut(store, mix):
     assert len(faces) <= 3 and "faces" in result["stages"]  # Haar: see the test above
 
 
+def test_nsfw_detector_sees_a_face_but_faces_are_not_nudity():
+    """nudenet's shipped detector runs on a real photo; only exposed-nudity classes score.
+
+    No real NSFW image ships in any package here (and none is downloaded), so the positive
+    case is not covered on real images: this pins that the detector runs and that its
+    non-nudity classes (faces, covered body parts) never count.
+    """
+    from socialgan.filtering import people
+
+    detector = people.nsfw_detector()
+    astronaut = ev.skimage_image("astronaut.png")
+    found = detector.detector.detect(np.ascontiguousarray(np.asarray(astronaut)[:, :, ::-1]))
+    assert any(d["class"].startswith("FACE_") for d in found)
+    assert detector.score(astronaut) == 0.0
+
+
+def test_optional_nsfw_stage_keeps_safe_photos_and_records_its_score(store, mix):
+    goods = [i for i in mix if i.label == "good"][:8]
+    people_photos = [ev.Item("astronaut", ev._jpeg(ev.skimage_image("astronaut.png")), "good")]
+    put_mix(store, goods + people_photos)
+
+    result = build_dataset(store, TAG, extra_stages=["nsfw"], skip_stages=["outliers", "text"],
+                           dataset_id="nsfw")
+
+    manifest = read_manifest(store, "nsfw")
+    assert "nsfw" in result["stages"]
+    assert not [d for d in manifest["dropped_images"] if d["stage"] == "nsfw"]
+    assert hashlib.sha256(people_photos[0].data).hexdigest() in \
+        {k["id"] for k in manifest["kept_images"]}
+    assert all(k["scores"]["nsfw"] < 0.75 for k in manifest["kept_images"])
+    assert manifest["parameters"]["thresholds"]["nsfw_min_score"] == 0.75
+
+
 def test_content_crop_keeps_the_detailed_part_of_a_wide_image():
     wide = np.full((100, 300, 3), 128, np.uint8)
     wide[20:80, 220:280] = np.random.default_rng(0).integers(0, 255, (60, 60, 3))
