@@ -71,7 +71,14 @@ def colour_layout(img: Image.Image) -> np.ndarray:
 
 
 def handcrafted_embedding(img: Image.Image) -> np.ndarray:
-    """A weight-free descriptor of colour, layout, edges and texture (float32, 138 dims)."""
+    """A weight-free descriptor of colour, layout, edges and texture (float32, 132 dims)."""
+    blocks = handcrafted_blocks(img)
+    # Each block has unit norm (or less); scale so the distance is a mean over blocks.
+    return (np.concatenate(blocks) / np.sqrt(len(blocks))).astype(np.float32)
+
+
+def handcrafted_blocks(img: Image.Image) -> list[np.ndarray]:
+    """The handcrafted embedding's blocks, each of unit norm or less."""
     small = img.resize((EMBED_SIDE, EMBED_SIDE), Image.Resampling.BOX)
     hsv = np.asarray(small.convert("HSV"), dtype=np.float32) / 255.0
     hue, sat, val = hsv[..., 0].ravel(), hsv[..., 1].ravel(), hsv[..., 2].ravel()
@@ -99,12 +106,7 @@ def handcrafted_embedding(img: Image.Image) -> np.ndarray:
     code = ((g[:-2, 1:-1] > c + 4).astype(np.int32) | (g[2:, 1:-1] > c + 4) << 1
             | (g[1:-1, :-2] > c + 4) << 2 | (g[1:-1, 2:] > c + 4) << 3)
     blocks.append(_hist(code.ravel(), 16, 0, 16))
-    vec = np.concatenate(blocks).astype(np.float32)
-    # Each block has unit norm (or less); scale so the distance is a mean over blocks.
-    return vec / np.sqrt(len(blocks))
-
-
-HANDCRAFTED_BLOCKS = 15  # the number of blocks above, which the combined embedding needs
+    return blocks
 
 
 class PhotoCnnEncoder:
@@ -150,13 +152,11 @@ def _photo_cnn(path: str) -> PhotoCnnEncoder:
 
 
 def combined_embedding(cnn: PhotoCnnEncoder):
-    """Handcrafted blocks and the CNN's vector, the CNN weighing PHOTO_CNN_BLOCKS blocks."""
-    hand_weight = np.sqrt(HANDCRAFTED_BLOCKS / (HANDCRAFTED_BLOCKS + PHOTO_CNN_BLOCKS))
-    cnn_weight = np.sqrt(PHOTO_CNN_BLOCKS / (HANDCRAFTED_BLOCKS + PHOTO_CNN_BLOCKS))
-
+    """Handcrafted blocks and the CNN's unit vector, the CNN weighing PHOTO_CNN_BLOCKS blocks."""
     def embed(img: Image.Image) -> np.ndarray:
-        return np.concatenate([handcrafted_embedding(img) * hand_weight,
-                               cnn(img) * cnn_weight]).astype(np.float32)
+        blocks = handcrafted_blocks(img) + [cnn(img) * np.sqrt(PHOTO_CNN_BLOCKS)]
+        weight = len(blocks) - 1 + PHOTO_CNN_BLOCKS
+        return (np.concatenate(blocks) / np.sqrt(weight)).astype(np.float32)
     return embed
 
 
