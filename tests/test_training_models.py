@@ -51,9 +51,15 @@ def test_the_default_model_is_the_small_set_recipe_and_dcgan_stays_the_tutorial(
     loop, _ = parse_options(DEFAULT_MODEL, {})
     assert (loop.loss, loop.ema_decay, loop.augment_policies) == (
         "hinge", 0.999, ["color", "translation", "cutout"])
+    # Momentum-free Adam at a larger step (tuned at the demo's 90 s CPU budget); lapgan,
+    # whose recipe derives from this one, keeps the tutorial's Adam.
+    assert (loop.lr, loop.beta1, loop.beta2) == (5e-4, 0.0, 0.99)
+    lapgan, _ = parse_options("lapgan", {})
+    assert (lapgan.lr, lapgan.beta1, lapgan.beta2, lapgan.loss) == (2e-4, 0.5, 0.999, "hinge")
     tutorial, arch = parse_options("dcgan", {})
     assert (tutorial.loss, tutorial.ema_decay, tutorial.augment, tutorial.batch_size) == (
         "bce", 0.0, "", 128)
+    assert (tutorial.lr, tutorial.beta1, tutorial.beta2) == (2e-4, 0.5, 0.999)
     assert (arch["ngf"], arch["ndf"], arch["nz"]) == (64, 64, 100)
     overridden, _ = parse_options(DEFAULT_MODEL, {"loss": "bce", "augment": "translation"})
     assert (overridden.loss, overridden.augment_policies) == ("bce", ["translation"])
