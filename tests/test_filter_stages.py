@@ -32,12 +32,12 @@ def mix():
     return ev.build_mix()
 
 
-def put_mix(store, items):
+def put_mix(store, items, tag=TAG):
     labels, names = {}, {}
     for item in items:
         sha = hashlib.sha256(item.data).hexdigest()
         labels[sha], names[sha] = item.label, item.name
-        store.put_bytes(keys.raw_image_key(TAG, sha, sniff_extension(item.data) or ".jpg"),
+        store.put_bytes(keys.raw_image_key(tag, sha, sniff_extension(item.data) or ".jpg"),
                         item.data)
     return labels, names
 
@@ -207,14 +207,8 @@ def test_a_saturated_subject_blown_by_overexposure_is_dropped_and_its_original_k
 
 def test_photos_among_emoji_are_off_topic_too(tmp_path):
     """The #emoji mix: clipart is the topic and photos the spam (thresholds fitted to neither)."""
-    items = ev.build_emoji_mix()
     store = LocalObjectStore(tmp_path)
-    labels = {}
-    for item in items:
-        sha = hashlib.sha256(item.data).hexdigest()
-        labels[sha] = item.label
-        store.put_bytes(keys.raw_image_key("emoji", sha, sniff_extension(item.data) or ".jpg"),
-                        item.data)
+    labels, _ = put_mix(store, ev.build_emoji_mix(), tag="emoji")
     build_dataset(store, "emoji", resolution=ev.EMOJI_RESOLUTION, dataset_id="emoji",
                   contact_sheets=False)
     manifest = read_manifest(store, "emoji")
