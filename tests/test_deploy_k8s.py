@@ -13,6 +13,8 @@ import pytest
 import yaml
 
 from socialgan import settings
+from socialgan.training import RunSpec
+from socialgan.training.kube_jobs import JobSettings, build_job_manifest
 from tests.deploy_support import (
     REPO,
     SERVICES,
@@ -30,6 +32,8 @@ OVERLAYS = sorted(p.parent.name for p in (K8S / "overlays").glob("*/kustomizatio
 SECRETS_EXAMPLE = K8S / "base" / "secrets.env.example"
 WORKLOADS = ("Deployment", "StatefulSet", "Job")
 GPU = "nvidia.com/gpu"
+STABLE_NAMES = {"ConfigMap": "socialgan-config", "Secret": "socialgan-credentials"}
+RUN = RunSpec(run_id="sunset-gpu-1", dataset_id="sunset-ds", model="dcgan", steps=10_000)
 
 KUBECTL = shutil.which("kubectl")
 pytestmark = pytest.mark.skipif(
@@ -95,6 +99,22 @@ def env_names(c: dict, docs: list[dict]) -> set[str]:
 
 def env_value(c: dict, name: str) -> str | None:
     return next((e.get("value") for e in c.get("env", []) if e["name"] == name), None)
+
+
+def launched_job(docs: list[dict], monkeypatch) -> dict:
+    """The Job the rendered trainer Deployment would launch for RUN: its TRAINER_JOB_*
+    environment read by the launcher's own JobSettings.from_settings()."""
+    trainer = find(docs, "Deployment", "trainer")
+    for e in container(trainer["spec"]["template"]["spec"], "trainer")["env"]:
+        if "value" in e:
+            monkeypatch.setenv(e["name"], e["value"])
+        elif e["valueFrom"].get("fieldRef", {}).get("fieldPath") == "metadata.namespace":
+            monkeypatch.setenv(e["name"], trainer["metadata"]["namespace"])
+    return build_job_manifest(RUN, JobSettings.from_settings())
+
+
+def with_launched_job(docs: list[dict], monkeypatch) -> list[dict]:
+    return [*docs, launched_job(docs, monkeypatch)]
 
 
 def socialgan_containers(docs: list[dict]):
@@ -163,32 +183,124 @@ def test_torchserve_runs_beside_the_generator_and_no_port_of_it_is_exposed(rende
             assert p["port"] not in ts_ports and p.get("targetPort") not in ts_ports
 
 
-def test_the_training_job_asks_for_a_gpu_only_in_the_gpu_overlay(rendered):
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_no_training_job_is_applied_the_trainer_launches_one_per_run(rendered, overlay):
+    docs = rendered[overlay]
+    # The only Job applied is MinIO's bucket init: a static training Job with placeholder
+    # arguments failed at once (cpu) or waited forever (gpu).
+    assert [d["metadata"]["name"] for d in docs if d["kind"] == "Job"] == ["minio-init"]
+    trainer = container(find(docs, "Deployment", "trainer")["spec"]["template"]["spec"],
+                        "trainer")
+    assert env_value(trainer, "TRAINER_LAUNCHER") == "kubernetes"
+    # The Jobs run the trainer's own image, whatever an overlay's images: make of it.
+    assert env_value(trainer, "TRAINER_JOB_IMAGE") == trainer["image"]
+    namespace = next(e for e in trainer["env"] if e["name"] == "TRAINER_JOB_NAMESPACE")
+    assert namespace["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+
+
+def test_the_launched_jobs_ask_for_a_gpu_only_in_the_gpu_overlay(rendered, monkeypatch):
     for overlay, device in (("gpu", "cuda"), ("cpu", "cpu")):
         docs = rendered[overlay]
-        job = find(docs, "Job", "trainer-run")
+        job = launched_job(docs, monkeypatch)
+        kubernetes_validate.validate(job, KUBERNETES_VERSION, strict=True)
         pod = job["spec"]["template"]["spec"]
         trainer = container(pod, "trainer")
+        assert job["metadata"]["namespace"] == "socialgan"
         assert job["spec"]["backoffLimit"] >= 1
         assert job["spec"]["activeDeadlineSeconds"] > 0
         assert job["spec"]["ttlSecondsAfterFinished"] > 0
         assert env_value(trainer, "TRAINER_DEVICE") == device
         if overlay == "gpu":
-            assert trainer["resources"]["limits"][GPU] == 1
+            assert trainer["resources"]["limits"][GPU] == "1"
             assert {"key": GPU, "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
             assert trainer["image"].endswith("-cuda"), "the GPU Job needs the CUDA image"
         else:
-            assert GPU not in yaml.safe_dump_all(docs), "the CPU overlay still mentions GPUs"
-    # Only the Job holds a GPU: the long-running services never pin one.
-    for workload, pod in pod_specs(rendered["gpu"]):
-        if workload["kind"] != "Job":
-            for c in containers(pod):
-                assert GPU not in c.get("resources", {}).get("limits", {}), c["name"]
+            assert GPU not in yaml.safe_dump_all([*docs, job]), "the CPU overlay mentions GPUs"
+    # Only the Jobs hold a GPU: the long-running services never pin one.
+    for _, pod in pod_specs(rendered["gpu"]):
+        for c in containers(pod):
+            assert GPU not in c.get("resources", {}).get("limits", {}), c["name"]
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_containers_get_only_the_variables_their_process_reads(rendered, overlay):
+def test_the_trainer_alone_may_manage_jobs_and_only_in_its_namespace(rendered, overlay):
     docs = rendered[overlay]
+    assert not [d for d in docs if d["kind"] in ("ClusterRole", "ClusterRoleBinding")]
+    account, role = find(docs, "ServiceAccount", "trainer"), find(docs, "Role", "trainer-launcher")
+    binding = find(docs, "RoleBinding", "trainer-launcher")
+    namespace = account["metadata"]["namespace"]
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == namespace
+    assert role["rules"] == [{"apiGroups": ["batch"], "resources": ["jobs"],
+                              "verbs": ["create", "get", "list", "watch", "delete"]}]
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                  "name": "trainer-launcher"}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "trainer",
+                                    "namespace": namespace}]
+    assert account["automountServiceAccountToken"] is False
+    for workload, pod in pod_specs(docs):
+        name = workload["metadata"]["name"]
+        if (workload["kind"], name) == ("Deployment", "trainer"):
+            assert pod["serviceAccountName"] == "trainer"
+            assert pod["automountServiceAccountToken"] is True
+        else:  # no token, and not the trainer's account
+            assert pod.get("serviceAccountName", "default") == "default", name
+            assert pod["automountServiceAccountToken"] is False, name
+    assert not [d for d in docs if d["kind"] in ("RoleBinding", "Role")
+                and d["metadata"]["name"] != "trainer-launcher"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_config_and_secret_keep_stable_names_every_job_refers_to(rendered, overlay,
+                                                                  monkeypatch):
+    """A Job's Pod template is immutable: a Job referring to a hash-suffixed name made
+    `kubectl apply -k` fail after any config change."""
+    docs = with_launched_job(rendered[overlay], monkeypatch)
+    for kind, name in STABLE_NAMES.items():
+        assert [d["metadata"]["name"] for d in docs if d["kind"] == kind] == [name]
+    kustomization = yaml.safe_load((K8S / "base" / "kustomization.yaml").read_text())
+    for generator in (*kustomization["configMapGenerator"], *kustomization["secretGenerator"]):
+        assert generator["options"]["disableNameSuffixHash"] is True, generator["name"]
+    for workload, pod in pod_specs(docs):
+        refs = re.findall(r"'(?:configMapRef|secretRef|configMapKeyRef|secretKeyRef)': "
+                          r"\{[^}]*'name': '([^']+)'", str(pod))
+        assert refs, workload["metadata"]["name"]
+        assert set(refs) <= set(STABLE_NAMES.values()), (workload["metadata"]["name"], refs)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_probes_give_a_busy_python_process_time_to_answer(rendered, overlay):
+    for workload, pod in pod_specs(rendered[overlay]):
+        for c in containers(pod):
+            where = f"{workload['metadata']['name']}/{c['name']}"
+            if c["name"] in SERVICES:
+                assert c["startupProbe"]["grpc"]["port"] == settings.DEFAULT_PORTS[c["name"]]
+            for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
+                probe = c.get(kind)
+                if probe is None or "httpGet" in probe:  # MinIO answers HTTP in milliseconds
+                    continue
+                assert probe.get("timeoutSeconds", 1) >= 5, f"{where} {kind}"
+                if kind == "livenessProbe":  # a minute and more of silence before a restart
+                    assert probe.get("periodSeconds", 10) * probe.get("failureThreshold", 3) \
+                        >= 60, where
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_torch_threads_follow_the_cpu_limit(rendered, overlay, monkeypatch):
+    docs = rendered[overlay]
+    trainer_pod = find(docs, "Deployment", "trainer")["spec"]["template"]["spec"]
+    job_pod = launched_job(docs, monkeypatch)["spec"]["template"]["spec"]
+    for pod in (trainer_pod, job_pod):
+        c = container(pod, "trainer")
+        assert c["resources"]["limits"]["cpu"]
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            (entry,) = [e for e in c["env"] if e["name"] == name]
+            assert entry["valueFrom"]["resourceFieldRef"] == {
+                "containerName": "trainer", "resource": "limits.cpu", "divisor": "1"}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_containers_get_only_the_variables_their_process_reads(rendered, overlay, monkeypatch):
+    docs = with_launched_job(rendered[overlay], monkeypatch)
     for workload, _, c, process in socialgan_containers(docs):
         where = f"{workload['kind']}/{workload['metadata']['name']}/{process}"
         names = env_names(c, docs)
@@ -196,8 +308,8 @@ def test_containers_get_only_the_variables_their_process_reads(rendered, overlay
         assert not undeclared, f"{where} gets variables ENV_VARS does not give it: {undeclared}"
         if process in SERVICES:
             required = required_for(process)
-            if workload["kind"] == "Job":
-                required -= {"PORT"}  # a one-shot run serves nothing
+            if workload["kind"] == "Job":  # a one-shot run serves nothing
+                required -= {"PORT", "SOCIALGAN_API_TOKEN"}
             assert not required - names, f"{where} lacks {required - names}"
     config = generated(docs, "ConfigMap", "socialgan-config")["data"]
     assert config["LISTEN_HOST"] == "0.0.0.0"
@@ -205,14 +317,16 @@ def test_containers_get_only_the_variables_their_process_reads(rendered, overlay
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_every_pod_runs_non_root_read_only_without_capabilities_within_limits(rendered,
-                                                                              overlay):
-    for workload, pod in pod_specs(rendered[overlay]):
+def test_every_pod_runs_non_root_read_only_without_capabilities_within_limits(
+        rendered, overlay, monkeypatch):
+    for workload, pod in pod_specs(with_launched_job(rendered[overlay], monkeypatch)):
         name = workload["metadata"]["name"]
         security = pod["securityContext"]
         assert security["runAsNonRoot"] is True and security["runAsUser"] != 0, name
         assert security["seccompProfile"]["type"] == "RuntimeDefault", name
-        assert pod["automountServiceAccountToken"] is False, name
+        # Only the trainer has an API token (to launch Jobs; see the RBAC test).
+        assert pod["automountServiceAccountToken"] is (name == "trainer"
+                                                       and workload["kind"] == "Deployment")
         for c in containers(pod):
             where = f"{name}/{c['name']}"
             cs = c["securityContext"]
@@ -241,8 +355,8 @@ def test_minio_keeps_its_data_on_a_claim_and_the_bucket_is_created(rendered, ove
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_credentials_come_only_from_the_generated_secret(rendered, overlay):
-    docs = rendered[overlay]
+def test_credentials_come_only_from_the_generated_secret(rendered, overlay, monkeypatch):
+    docs = with_launched_job(rendered[overlay], monkeypatch)
     secret_keys = set(generated(docs, "Secret", "socialgan-credentials")["data"])
     secret_vars = {n for n in settings.ENV_VARS if looks_secret(n)}
     required = {n for n in secret_vars if settings.ENV_VARS[n].default is None}

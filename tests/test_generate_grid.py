@@ -6,6 +6,7 @@ The same behaviour through a real TorchServe is pinned in test_serving.py.
 from __future__ import annotations
 
 import io
+import re
 import socket
 
 import grpc
@@ -168,7 +169,14 @@ def test_config_sets_security_relevant_settings_explicitly(tmp_path):
     props = TorchServeConfig.on_free_ports(tmp_path / "ms").properties()
     settings = dict(line.split("=", 1) for line in props.splitlines()
                     if line and not line.startswith("#"))
-    assert settings["disable_token_authorization"] == "true"
+    assert settings["disable_token_authorization"] == "false"
+    # Archives only from the model store: never a remote URL, another folder or a subfolder.
+    store_url = f"file://{(tmp_path / 'ms').resolve()}"
+    assert re.fullmatch(settings["allowed_urls"], f"{store_url}/tiny-0123.mar")
+    for url in ("http://127.0.0.1:1/evil.mar", "https://example.com/x.mar",
+                f"{store_url}/sub/x.mar", f"{store_url}/../x.mar", "file:///etc/x.mar"):
+        assert not re.fullmatch(settings["allowed_urls"], url), url
+    assert settings["token_expiration_min"].isdigit()
     assert settings["enable_model_api"] == "true"
     assert settings["install_py_dep_per_model"] == "false"
     assert settings["default_workers_per_model"] == "1"

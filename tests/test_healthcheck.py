@@ -24,15 +24,24 @@ def serving():
 
 
 class FakeTorchServe(inference_pb2_grpc.InferenceAPIsServiceServicer):
+    """Answers Ping only with TorchServe's inference key, as TorchServe does."""
+
     status = "Healthy"
+    key = "fake-inference-key"
 
     def Ping(self, request, context):
+        if ("authorization", f"Bearer {self.key}") not in context.invocation_metadata():
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, "Token Authorization failed")
         return inference_pb2.TorchServeHealthResponse(health=json.dumps({"status": self.status}))
 
 
 @pytest.fixture
-def torchserve():
+def torchserve(tmp_path, monkeypatch):
     fake = FakeTorchServe()
+    key_file = tmp_path / "key_file.json"
+    key_file.write_text(json.dumps({"inference": {"key": fake.key},
+                                    "management": {"key": "fake-management-key"}}))
+    monkeypatch.setenv("TORCHSERVE_KEY_FILE", str(key_file))
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
     inference_pb2_grpc.add_InferenceAPIsServiceServicer_to_server(fake, server)
     port = server.add_insecure_port("127.0.0.1:0")
@@ -75,6 +84,9 @@ def test_torchserve_is_asked_with_its_own_ping(torchserve, monkeypatch, capsys):
     fake.status = "Partial Healthy"
     assert healthcheck.main(["--torchserve", address]) == 1
     assert "Partial Healthy" in capsys.readouterr().err
+    fake.status, fake.key = "Healthy", "a-new-start-made-new-keys"
+    assert healthcheck.main(["--torchserve", address]) == 1
+    assert "PERMISSION_DENIED" in capsys.readouterr().err
 
 
 def test_an_unknown_target_is_a_usage_error(capsys):

@@ -17,7 +17,9 @@ from tests.local_image_server import ImageServer
 
 
 @pytest.fixture
-def service(store):
+def service(store, tmp_path, monkeypatch):
+    # The service reads request paths under its import root only: here, the test's folder.
+    monkeypatch.setenv("SCRAPER_IMPORT_DIR", str(tmp_path))
     runner = JobRunner()
     running = start_server("scraper", lambda s: register(s, store, runner), port=0,
                            token=TEST_TOKEN)

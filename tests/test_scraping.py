@@ -31,6 +31,13 @@ FAST = DownloadPolicy(allow_private=True, backoff_base=0.01, backoff_max=0.05,
                       connect_timeout=2, read_timeout=2)
 
 
+@pytest.fixture(autouse=True)
+def _import_root_everywhere(monkeypatch):
+    # These tests are about what sources read, not where from: the import root is the whole
+    # file system (bar /proc, /sys, /dev). tests/test_security_paths.py pins the root itself.
+    monkeypatch.setenv("SCRAPER_IMPORT_DIR", "/")
+
+
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -175,7 +182,7 @@ def test_url_list_scrape_retries_transient_errors_and_counts_permanent_ones(
     c = result.counts
     assert c.found == 10
     assert (c.new, c.duplicates) == (7, 0)
-    assert c.failed_by_reason == {"http_404": 1, "not_an_image": 1, "bad_url": 1}
+    assert c.failed_by_reason == {"http_404": 1, "not_an_image": 1, "not_a_url": 1}
     assert server.hits["/missing.png"] == 1  # permanent: not retried
     assert server.hits[f"/flaky/{twemoji_paths[5].name}"] == 2  # 500, then 200
     assert server.hits["/img/" + names[0]] == 1

@@ -118,7 +118,7 @@ def test_a_seconds_budget_stops_the_run_in_time(store, dataset_id):
     ({"options": {**TINY, "batch_size": "0"}}, "options.batch_size"),
     ({"options": {**TINY, "image_size": "128"}}, "options.image_size"),
     ({"steps": 0, "seconds": 0}, "budget"),
-    ({"steps": -1}, "budget"),
+    ({"steps": -1}, "budget.steps"),
     ({"model": "stylegan9"}, "model"),
     ({"run_id": "../x"}, "run_id"),
     ({"checkpoint_every": 0}, "checkpoint_every"),

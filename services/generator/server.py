@@ -16,8 +16,9 @@ import grpc
 from socialgan import log as logs
 from socialgan.errors import Unavailable
 from socialgan.models.export import list_model_ids, read_card
-from socialgan.rpc.convert import format_name
+from socialgan.rpc.convert import enum_name, format_name
 from socialgan.rpc.server import run_until_signalled, start_server
+from socialgan.serving import output_size, upscale
 from socialgan.serving.backends import GeneratorBackend, TorchServeBackend
 from socialgan.serving.grid import GridResult, card_metrics, generate_grid
 from socialgan.storage import ObjectStore, open_store
@@ -27,13 +28,28 @@ log = logging.getLogger("socialgan.generator")
 
 SERVICE_NAME = generator_pb2.DESCRIPTOR.services_by_name["GeneratorService"].full_name
 
+# Enum value -> the core's name (None: the default); other numbers are refused, naming the field.
+_PRESETS = {generator_pb2.SIZE_PRESET_UNSPECIFIED: None,
+            generator_pb2.SIZE_PRESET_ORIGINAL: output_size.ORIGINAL,
+            generator_pb2.SIZE_PRESET_INSTAGRAM: output_size.INSTAGRAM,
+            generator_pb2.SIZE_PRESET_INSTAGRAM_TILES: output_size.INSTAGRAM_TILES,
+            generator_pb2.SIZE_PRESET_BANNER: output_size.BANNER}
+_UPSCALERS = {generator_pb2.UPSCALER_UNSPECIFIED: None,
+              generator_pb2.UPSCALER_NONE: upscale.NONE,
+              generator_pb2.UPSCALER_LANCZOS: upscale.LANCZOS,
+              generator_pb2.UPSCALER_REALESRGAN_X4PLUS: upscale.X4PLUS,
+              generator_pb2.UPSCALER_REALESRGAN_ANIME: upscale.ANIME}
+
 
 def _metadata(result: GridResult) -> generator_pb2.GridMetadata:
     return generator_pb2.GridMetadata(
         model_id=result.model_id, model_version=result.model_version, seed=result.seed,
         count=result.count, columns=result.columns, width=result.width, height=result.height,
         latency_ms=result.latency_ms, inference_ms=result.inference_ms, method=result.method,
-        hashtag=result.hashtag, metrics=result.metrics)
+        hashtag=result.hashtag, metrics=result.metrics, upscaler=result.upscaler,
+        upscaler_note=result.upscaler_note, model_width=result.model_width,
+        model_height=result.model_height, grid_width=result.grid_width,
+        grid_height=result.grid_height)
 
 
 class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
@@ -49,6 +65,11 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
             columns=request.columns if request.HasField("columns") else None,
             fmt=format_name(request.format),
             store_grid=request.store,
+            preset=enum_name(_PRESETS, request.size_preset, "size_preset", "SizePreset"),
+            tile_size=((request.tile_size.width, request.tile_size.height)
+                       if request.HasField("tile_size") else None),
+            upscaler=enum_name(_UPSCALERS, request.upscaler, "upscaler", "Upscaler"),
+            quality=request.quality if request.HasField("quality") else None,
         )
         log.info("grid", extra={"model_id": result.model_id, "seed": result.seed,
                                 "count": result.count, "latency_ms": round(result.latency_ms, 1),

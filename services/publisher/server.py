@@ -6,24 +6,16 @@ from __future__ import annotations
 import grpc
 
 from socialgan import log
-from socialgan.errors import InvalidArgument
 from socialgan.publishing import CaptionInputs, Post, get_post, publish
 from socialgan.publishing import post as post_states
+from socialgan.rpc.convert import target_enum, target_name
 from socialgan.rpc.server import run_until_signalled, start_server
 from socialgan.storage import ObjectStore, open_store
 from socialgan.v1 import publisher_pb2, publisher_pb2_grpc
+from socialgan.validation import check_identifier
 
 SERVICE_NAME = publisher_pb2.DESCRIPTOR.services_by_name["PublisherService"].full_name
 
-_TARGET_NAMES = {
-    publisher_pb2.PUBLISH_TARGET_UNSPECIFIED: "gallery",
-    publisher_pb2.PUBLISH_TARGET_GALLERY: "gallery",
-    publisher_pb2.PUBLISH_TARGET_INSTAGRAM: "instagram",
-    publisher_pb2.PUBLISH_TARGET_MASTODON: "mastodon",
-    publisher_pb2.PUBLISH_TARGET_X: "x",
-}
-_TARGET_ENUMS = {name: value for value, name in _TARGET_NAMES.items()
-                 if value != publisher_pb2.PUBLISH_TARGET_UNSPECIFIED}
 _STATES = {
     post_states.DRAFT: publisher_pb2.POST_STATE_DRAFT,
     post_states.PUBLISHING: publisher_pb2.POST_STATE_PUBLISHING,
@@ -33,6 +25,8 @@ _STATES = {
 
 
 def caption_inputs(msg: publisher_pb2.CaptionInputs) -> CaptionInputs:
+    if msg.model_id:  # it is printed as the model that made the grid: an id, not free text
+        check_identifier(msg.model_id, "caption.model_id")
     return CaptionInputs(hashtag=msg.hashtag, method=msg.method, metrics=dict(msg.metrics),
                          model_id=msg.model_id, seed=msg.seed if msg.model_id else None,
                          extra_hashtags=tuple(msg.extra_hashtags))
@@ -40,7 +34,7 @@ def caption_inputs(msg: publisher_pb2.CaptionInputs) -> CaptionInputs:
 
 def post_message(post: Post) -> publisher_pb2.Post:
     return publisher_pb2.Post(
-        post_id=post.post_id, target=_TARGET_ENUMS.get(post.target, 0),
+        post_id=post.post_id, target=target_enum(post.target),
         state=_STATES.get(post.state, publisher_pb2.POST_STATE_UNSPECIFIED),
         caption=post.caption, url=post.url, grid_key=post.grid_key, error=post.error,
         dry_run=post.dry_run, created_unix=post.created_unix)
@@ -51,9 +45,7 @@ class PublisherServicer(publisher_pb2_grpc.PublisherServiceServicer):
         self.store = store
 
     def Publish(self, request, context):
-        target = _TARGET_NAMES.get(request.target)
-        if target is None:
-            raise InvalidArgument("target", f"unknown PublishTarget value {request.target}")
+        target = target_name(request.target)
         caption = caption_inputs(request.caption) if request.HasField("caption") else None
         return post_message(publish(self.store, target, request.grid_key, caption,
                                     request.dry_run, request.idempotency_key))

@@ -11,6 +11,8 @@ status codes in socialgan.rpc.server.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import itertools
 import logging
 import signal
 import sys
@@ -20,18 +22,22 @@ from collections.abc import Iterator
 from typing import Any
 
 import grpc
+from google.protobuf.json_format import MessageToDict, ParseDict
 
-from socialgan import log
-from socialgan.errors import SocialGanError
+from socialgan import jobs, log
+from socialgan.errors import FailedPrecondition, NotFound, SocialGanError, Unavailable
 from socialgan.filtering import dataset_summary, iter_build_dataset, read_manifest
-from socialgan.jobs import Cancelled, Job, JobRunner, JobSnapshot
+from socialgan.job_store import JobStore, page_of
+from socialgan.jobs import Cancelled, Job, JobRunner, JobSnapshot, Work
 from socialgan.rpc.convert import aspect_name, job_status
 from socialgan.rpc.server import run_until_signalled, start_server
-from socialgan.storage import ObjectStore, open_store
+from socialgan.storage import ObjectStore, keys, open_store
 from socialgan.training import DEFAULT_CHECKPOINT_EVERY, DEFAULT_MODEL, RunSpec, prepare_run, train
+from socialgan.training.launcher import ProgressWriter, TrainingLauncher, launcher_from_settings
 from socialgan.v1 import common_pb2, trainer_pb2, trainer_pb2_grpc
-from socialgan.validation import check_identifier
+from socialgan.validation import check_identifier, normalize_hashtag
 
+FILTER, TRAINING = "filter", "training"  # job kinds (jobs/<kind>/ in storage)
 FILTER_STREAM_EVERY_S = 0.2  # at most this often a FilterProgress message, plus the last
 TRAIN_JOB_STEPS = 10_000  # default budget of `train` (about 6 tutorial epochs of 200k images)
 JOB_LOG_EVERY_S = 10.0
@@ -59,14 +65,14 @@ def dataset_message(summary: dict[str, Any]) -> trainer_pb2.Dataset:
 
 
 def training_message(snap: JobSnapshot) -> trainer_pb2.TrainingJob:
-    p = snap.progress
+    p, spec = snap.progress, snap.request  # the request: for a run that has not reported yet
     return trainer_pb2.TrainingJob(
         status=job_status(snap),
         run_id=snap.job_id,
-        dataset_id=p.get("dataset_id", ""),
-        model=p.get("model", ""),
+        dataset_id=p.get("dataset_id") or spec.get("dataset_id", ""),
+        model=p.get("model") or spec.get("model", ""),
         step=p.get("step", 0),
-        total_steps=p.get("total_steps", 0),
+        total_steps=p.get("total_steps") or spec.get("steps", 0),
         losses=p.get("losses", {}),
         images_per_second=p.get("images_per_second", 0.0),
         metrics=p.get("metrics", {}),
@@ -77,40 +83,141 @@ def training_message(snap: JobSnapshot) -> trainer_pb2.TrainingJob:
     )
 
 
-class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
-    def __init__(self, store: ObjectStore, runner: JobRunner | None = None):
-        self.store = store
-        # One run at a time: two runs on the same cores (or GPU) only slow each other down;
-        # a second StartTraining waits in the queue (state QUEUED).
-        self.runner = runner or JobRunner(max_concurrent=1)
+def filter_progress(snap: JobSnapshot) -> trainer_pb2.FilterProgress:
+    p = snap.progress
+    done = snap.state == jobs.SUCCEEDED and p.get("dataset")
+    return trainer_pb2.FilterProgress(
+        dataset_id=snap.job_id,
+        processed=p.get("processed", 0), total=p.get("total", 0), kept=p.get("kept", 0),
+        dropped_by_reason=p.get("dropped_by_reason", {}),
+        dataset=dataset_message(p["dataset"]) if done else None)
 
-    def FilterDataset(self, request, context) -> Iterator[trainer_pb2.FilterProgress]:
+
+def filter_job_message(snap: JobSnapshot) -> trainer_pb2.FilterJob:
+    return trainer_pb2.FilterJob(status=job_status(snap), dataset_id=snap.job_id,
+                                 hashtag=snap.request.get("hashtag", ""),
+                                 progress=filter_progress(snap))
+
+
+def built_dataset_snapshot(summary: dict[str, Any]) -> JobSnapshot:
+    """A dataset built without a filter job (the CLI, or before jobs were recorded), as one."""
+    counts = {"processed": summary["kept"] + summary["dropped"],
+              "total": summary["kept"] + summary["dropped"], "kept": summary["kept"],
+              "dropped_by_reason": summary["dropped_by_reason"], "dataset": summary}
+    return JobSnapshot(summary["dataset_id"], FILTER, jobs.SUCCEEDED, "built outside a job",
+                       0.0, 0.0, 1.0, counts, 0, {"hashtag": summary["hashtag"]})
+
+
+class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
+    def __init__(self, store: ObjectStore, runner: JobRunner | None = None,
+                 job_store: JobStore | None = None, launcher: TrainingLauncher | None = None):
+        self.store = store
+        self.job_store = job_store or JobStore(store)
+        # In this process or as Kubernetes Jobs (TRAINER_LAUNCHER); runs beyond what the
+        # launcher takes at once wait in the queue (state QUEUED).
+        self.launcher = launcher or launcher_from_settings(store)
+        self.runner = runner or JobRunner(max_concurrent=self.launcher.concurrent_runs,
+                                          store=self.job_store)
+        # Filters have their own pool: a dataset is not held up behind a long run.
+        self.filters = JobRunner(max_concurrent=2, store=self.job_store)
+
+    # -- filter jobs ---------------------------------------------------------------------
+
+    def _filter_work(self, request: dict[str, Any]) -> Work:
+        """The filter of a recorded request; the request is checked here, before any job."""
+        req = ParseDict(request, trainer_pb2.FilterDatasetRequest())
         updates = iter_build_dataset(
             self.store,
-            request.hashtag,
-            resolution=request.resolution if request.HasField("resolution") else 64,
-            aspect=aspect_name(request.aspect),
-            dataset_id=request.dataset_id or None,
-            thresholds=dict(request.thresholds),
-            crop=request.crop or "center",
-            extra_stages=list(request.extra_stages),
-            skip_stages=list(request.skip_stages),
-            example_keys=list(request.example_keys),
+            req.hashtag,
+            resolution=req.resolution if req.HasField("resolution") else 64,
+            aspect=aspect_name(req.aspect),
+            dataset_id=req.dataset_id or None,
+            thresholds=dict(req.thresholds),
+            crop=req.crop or "center",
+            extra_stages=list(req.extra_stages),
+            skip_stages=list(req.skip_stages),
+            example_keys=list(req.example_keys),
         )
-        last_sent = 0.0
-        for update in updates:  # a client that hangs up stops the iteration, and the filter
+        first = next(updates)  # everything up to the first image: the request's checks
+
+        def work(job: Job) -> str:
+            try:
+                for update in itertools.chain([first], updates):
+                    job.update(
+                        message=f"{update.processed}/{update.total} images, {update.kept} kept",
+                        fraction_done=update.processed / max(1, update.total),
+                        processed=update.processed, total=update.total, kept=update.kept,
+                        dropped_by_reason=dict(update.dropped_by_reason),
+                        **({"dataset": update.dataset} if update.dataset else {}))
+            finally:
+                updates.close()  # stopped early: no manifest, no half-built dataset
+            final = job.progress
+            return f"kept {final.get('kept', 0)} of {final.get('total', 0)} images"
+        return work
+
+    def _start_filter(self, request: trainer_pb2.FilterDatasetRequest) -> Job:
+        tag = normalize_hashtag(request.hashtag)
+        # The id is fixed now, so that a resumed filter writes the same dataset.
+        dataset_id = check_identifier(request.dataset_id, "dataset_id") \
+            if request.dataset_id else keys.new_id(tag)
+        recorded = MessageToDict(request, preserving_proto_field_name=True)
+        recorded.update(hashtag=tag, dataset_id=dataset_id)
+        return self.filters.start(FILTER, dataset_id, self._filter_work(recorded), recorded)
+
+    def _filter_snapshot(self, dataset_id: str) -> JobSnapshot:
+        dataset_id = check_identifier(dataset_id, "dataset_id")
+        try:
+            return self.filters.snapshot(dataset_id, FILTER)
+        except NotFound:
+            return built_dataset_snapshot(dataset_summary(read_manifest(self.store, dataset_id)))
+
+    def FilterDataset(self, request, context) -> Iterator[trainer_pb2.FilterProgress]:
+        job = self._start_filter(request)
+        last_sent, snap = 0.0, job.snapshot()
+        # A client that hangs up stops this stream, not the filter job.
+        for snap in self.filters.watch(job.job_id, FILTER, context.is_active):
             now = time.monotonic()
-            if update.dataset is None and now - last_sent < FILTER_STREAM_EVERY_S \
-                    and update.processed != update.total:
-                continue
-            last_sent = now
-            yield trainer_pb2.FilterProgress(
-                processed=update.processed,
-                total=update.total,
-                kept=update.kept,
-                dropped_by_reason=update.dropped_by_reason,
-                dataset=dataset_message(update.dataset) if update.dataset else None,
-            )
+            if snap.done or now - last_sent >= FILTER_STREAM_EVERY_S:
+                last_sent = now
+                if snap.state in (jobs.SUCCEEDED, jobs.RUNNING, jobs.QUEUED):
+                    yield filter_progress(snap)
+        if snap.state == jobs.FAILED:
+            raise job.error if isinstance(job.error, SocialGanError) \
+                else FailedPrecondition(snap.message)
+        if snap.state == jobs.INTERRUPTED:  # the service is stopping; it resumes the filter
+            raise Unavailable(f"filter {job.job_id} interrupted: {snap.message}; WatchFilter "
+                              "it once the service is back")
+        if snap.state == jobs.CANCELLED:
+            raise FailedPrecondition(f"filter {job.job_id} was cancelled")
+
+    def StartFilter(self, request, context) -> trainer_pb2.FilterJob:
+        return filter_job_message(self._start_filter(request).snapshot())
+
+    def WatchFilter(self, request, context) -> Iterator[trainer_pb2.FilterJob]:
+        dataset_id = check_identifier(request.dataset_id, "dataset_id")
+        try:
+            self.filters.get(dataset_id, FILTER)
+        except NotFound:  # no job: a dataset built without one (or NOT_FOUND)
+            yield filter_job_message(self._filter_snapshot(dataset_id))
+            return
+        for snap in self.filters.watch(dataset_id, FILTER, context.is_active):
+            yield filter_job_message(snap)
+
+    def GetFilter(self, request, context) -> trainer_pb2.FilterJob:
+        return filter_job_message(self._filter_snapshot(request.dataset_id))
+
+    def CancelFilter(self, request, context) -> trainer_pb2.FilterJob:
+        dataset_id = check_identifier(request.dataset_id, "dataset_id")
+        return filter_job_message(self.filters.cancel(dataset_id, FILTER))
+
+    def ListDatasets(self, request, context) -> trainer_pb2.ListDatasetsResponse:
+        built = (k.split("/")[1] for k in self.store.list("datasets/")
+                 if k.endswith("/manifest.json"))
+        ids, next_token = page_of([*self.filters.job_ids(FILTER), *built],
+                                  request.page_size, request.page_token)
+        return trainer_pb2.ListDatasetsResponse(
+            datasets=[filter_job_message(self._filter_snapshot(i)) for i in ids],
+            next_page_token=next_token)
 
     def GetDataset(self, request, context) -> trainer_pb2.Dataset:
         dataset_id = check_identifier(request.dataset_id, "dataset_id")
@@ -132,32 +239,54 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
         )
         # Validate now, so bad requests fail the call rather than a job later.
         plan = prepare_run(self.store, spec)
-        spec = plan.spec
-
-        def work(job: Job) -> str:
-            result = train(self.store, spec, report=job.update)
-            return (f"trained {result['step']} steps; swd {result['metrics'].get('swd', 0):.1f}; "
-                    f"exported {result['export_prefix']}")
-
-        job = self.runner.start("training", spec.run_id, work)
+        recorded = dataclasses.asdict(plan.spec)
+        job = self.runner.start(TRAINING, plan.spec.run_id, self._training_work(recorded),
+                                recorded)
         snap = job.snapshot()
-        snap.progress = {"dataset_id": spec.dataset_id, "model": spec.model,
-                         "total_steps": spec.steps, "step": plan.resume_step or 0,
-                         **snap.progress}
+        snap.progress = {"step": plan.resume_step or 0, **snap.progress}
         return training_message(snap)
 
+    def _training_work(self, request: dict[str, Any]) -> Work:
+        """The training of a recorded RunSpec. Started again with the same run_id it resumes
+        from the latest checkpoint, bit for bit: what a restarted service does."""
+        spec = prepare_run(self.store, RunSpec(**request)).spec
+
+        def work(job: Job) -> str:
+            return self.launcher.run(spec, job)
+        return work
+
     def WatchTraining(self, request, context) -> Iterator[trainer_pb2.TrainingJob]:
-        job = self.runner.get(check_identifier(request.run_id, "run_id"))
-        for snap in job.watch(context.is_active):
+        run_id = check_identifier(request.run_id, "run_id")
+        for snap in self.runner.watch(run_id, TRAINING, context.is_active):
             yield training_message(snap)
 
     def GetTraining(self, request, context) -> trainer_pb2.TrainingJob:
-        job = self.runner.get(check_identifier(request.run_id, "run_id"))
-        return training_message(job.snapshot())
+        return training_message(self.runner.snapshot(
+            check_identifier(request.run_id, "run_id"), TRAINING))
 
     def CancelTraining(self, request, context) -> trainer_pb2.TrainingJob:
-        job = self.runner.cancel(check_identifier(request.run_id, "run_id"))
-        return training_message(job.snapshot())
+        return training_message(self.runner.cancel(
+            check_identifier(request.run_id, "run_id"), TRAINING))
+
+    def ListTrainings(self, request, context) -> trainer_pb2.ListTrainingsResponse:
+        ids, next_token = page_of(self.runner.job_ids(TRAINING), request.page_size,
+                                  request.page_token)
+        return trainer_pb2.ListTrainingsResponse(
+            runs=[training_message(self.runner.snapshot(i, TRAINING)) for i in ids],
+            next_page_token=next_token)
+
+    # -- restarts ------------------------------------------------------------------------
+
+    def resume_interrupted(self) -> None:
+        """In the background: resume the filters and runs a restart or a kill interrupted."""
+        self.filters.recover_in_background({FILTER: self._filter_work})
+        self.runner.recover_in_background({TRAINING: self._training_work})
+
+    def shutdown(self) -> None:
+        """Stop every job; each is recorded INTERRUPTED (a run checkpoints first) and
+        resumes when the service starts again."""
+        self.filters.shutdown()
+        self.runner.shutdown()
 
 
 def register(server: grpc.Server, store: ObjectStore,
@@ -189,6 +318,10 @@ def train_once(argv: list[str]) -> int:
     if len(options) != len(args.option):
         parser.error("--option takes NAME=VALUE")
 
+    try:  # what the trainer service following this run's Kubernetes Job reads
+        publish = ProgressWriter(open_store(), args.run_id)
+    except SocialGanError as exc:
+        parser.error(str(exc))
     logger = logging.getLogger("socialgan.trainer")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -197,6 +330,7 @@ def train_once(argv: list[str]) -> int:
 
     def report(message: str | None = None, fraction_done: float | None = None,
                **progress: Any) -> None:
+        publish(message, fraction_done, **progress)
         if message and (time.monotonic() - last_log[0] >= JOB_LOG_EVERY_S
                         or fraction_done == 1.0):
             last_log[0] = time.monotonic()
@@ -209,13 +343,16 @@ def train_once(argv: list[str]) -> int:
                    steps=args.steps, seconds=args.seconds, seed=args.seed,
                    checkpoint_every=args.checkpoint_every, options=options)
     try:
-        result = train(open_store(), spec, report=report)
+        result = train(publish.store, spec, report=report)
     except Cancelled as exc:
         logger.warning("%s; resume by starting the same run again", exc)
         return 143
     except SocialGanError as exc:
         logger.error("cannot train: %s", exc)
+        publish(message=f"cannot train: {exc}")
         return 2
+    finally:
+        publish.flush()
     logger.info("trained %s to step %d; exported %s", args.run_id, result["step"],
                 result["export_prefix"], extra={"metrics": result["metrics"]})
     return 0
@@ -229,9 +366,10 @@ def main(argv: list[str] | None = None) -> None:
     store = open_store()
     servicer = TrainerServicer(store)
     running = start_server("trainer", lambda s: register(s, store, servicer))
-    # On SIGTERM the running job is cancelled, which checkpoints it: starting the same
-    # run_id again (after a restart) resumes it.
-    run_until_signalled(running, on_stop=servicer.runner.shutdown)
+    servicer.resume_interrupted()
+    # On SIGTERM the running job is stopped, which checkpoints it; the next start of the
+    # service resumes it (as does starting the same run_id again).
+    run_until_signalled(running, on_stop=servicer.shutdown)
 
 
 if __name__ == "__main__":

@@ -13,18 +13,27 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
 from socialgan import settings
 from socialgan.errors import SocialGanError
 from socialgan.pipeline import TARGETS, PipelineError, PipelineOptions, generate, run_pipeline
-from socialgan.supervisor import Endpoints, LocalStack
+from socialgan.serving.output_size import PRESETS
+from socialgan.serving.upscale import UPSCALERS
+from socialgan.supervisor import SERVICES, Endpoints, LocalStack
 from socialgan.training.config import DEFAULT_MODEL
 
 DEMO_IMAGES = Path("data/twemoji")
 DEFAULT_WORKDIR = Path("var")
 DEMO_OPTIONS = (("ngf", "16"), ("ndf", "16"), ("batch_size", "32"))
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"{text[:20]!r} is not a port (0-65535)")
+    return int(text)
 
 
 def _key_value(text: str) -> tuple[str, str]:
@@ -39,7 +48,8 @@ def _add_pipeline_args(p: argparse.ArgumentParser, *, hashtag: str | None,
                        options: tuple[tuple[str, str], ...] = ()) -> None:
     p.add_argument("--hashtag", default=hashtag, required=hashtag is None)
     p.add_argument("--source", default=source, required=source is None,
-                   help="source spec: folder:PATH, zip:PATH or urls:FILE")
+                   help="source spec: folder:PATH, zip:PATH or urls:FILE (sent from this "
+                   "machine when the scraper may not read the path itself)")
     p.add_argument("--limit", type=int, help="most images to scrape")
     p.add_argument("--model", default=DEFAULT_MODEL,
                    help=f"architecture (default {DEFAULT_MODEL}; the tutorial's is dcgan)")
@@ -89,26 +99,46 @@ def _demo(args) -> int:
 
 
 def _up(args) -> int:
-    stack = LocalStack(workdir=args.workdir.resolve(), fixed_ports=True)
-    endpoints = stack.start()
-    print(f"SOCIALGAN_API_TOKEN={endpoints.token}")
-    for name in ("scraper", "trainer", "generator", "publisher"):
-        print(f"{name.upper()}_SERVICE_ADDR={getattr(endpoints, name)}")
-    print("running; Ctrl-C stops everything", file=sys.stderr)
-    try:
-        import signal
+    import signal
 
-        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    # An exported STORAGE_DIR / SOCIALGAN_API_TOKEN is the user's choice: keep it.
+    storage_dir = settings.get("STORAGE_DIR") if "STORAGE_DIR" in os.environ else None
+    exported_token = settings.get("SOCIALGAN_API_TOKEN") or ""
+    stack = LocalStack(workdir=args.workdir.resolve(), fixed_ports=True,
+                       storage_dir=Path(storage_dir).resolve() if storage_dir else None,
+                       ports={name: getattr(args, f"{name}_port") for name in SERVICES
+                              if getattr(args, f"{name}_port") is not None},
+                       **({"token": exported_token} if exported_token else {}))
+    # SIGTERM stops the stack as Ctrl-C does (the children run in sessions of their own
+    # and would outlive us otherwise), during start-up too.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        endpoints = stack.start()
+        # A token the user exported is theirs already: never echo it.
+        print("SOCIALGAN_API_TOKEN=" + ("(as exported)" if exported_token else endpoints.token))
+        for name in SERVICES:
+            print(f"{name.upper()}_SERVICE_ADDR={getattr(endpoints, name)}")
+        print("running; Ctrl-C or SIGTERM stops everything", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        while True:
+            signal.pause()
+    except KeyboardInterrupt:
+        pass
     finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)  # a second signal must not cut the stop short
         stack.stop()
     return 0
 
 
 def _generate(args) -> int:
-    grid = generate(Endpoints.from_env(), args.model_id, seed=args.seed, count=args.count)
+    grid = generate(Endpoints.from_env(), args.model_id, seed=args.seed, count=args.count,
+                    size=args.size, upscaler=args.upscaler)
     args.out.write_bytes(grid.grid)
     m = grid.metadata
-    print(f"{args.out}: {m.count} images, seed {m.seed}, {m.latency_ms:.0f} ms "
+    note = f"; {m.upscaler_note}" if m.upscaler_note else ""
+    print(f"{args.out}: {m.count} images of {m.width}x{m.height} ({m.upscaler}{note}), "
+          f"grid {m.grid_width}x{m.grid_height}, seed {m.seed}, {m.latency_ms:.0f} ms "
           f"(stored as {grid.grid_key})")
     return 0
 
@@ -148,6 +178,20 @@ def _filter(args) -> int:
     return 0
 
 
+def _list(args) -> int:
+    import grpc
+
+    from socialgan.listing import list_lines
+
+    try:
+        for line in list_lines(args.what, args.address, page_size=args.page_size):
+            print(line)
+    except grpc.RpcError as exc:
+        print(f"socialgan: {exc.code().name}: {exc.details()}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _env(args) -> int:
     print("| variable | default | read by | meaning |\n|---|---|---|---|")
     for var in settings.ENV_VARS.values():
@@ -172,8 +216,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pipeline_args(run, hashtag=None, source=None, steps=300)
     run.set_defaults(func=_run)
 
-    up = sub.add_parser("up", help="start TorchServe and the four services on loopback")
+    up = sub.add_parser("up", help="start TorchServe and the four services on loopback "
+                        "(STORAGE_DIR and SOCIALGAN_API_TOKEN from env when exported)")
     up.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
+    for name in SERVICES:
+        up.add_argument(f"--{name}-port", type=_port, metavar="PORT",
+                        help=f"{name}'s port (default {settings.DEFAULT_PORTS[name]}; 0: a "
+                        "free one)")
     up.set_defaults(func=_up)
 
     gen = sub.add_parser("generate", help="generate a grid from a trained model")
@@ -181,6 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int)
     gen.add_argument("--count", type=int, default=9)
     gen.add_argument("--out", type=Path, default=Path("grid.png"))
+    gen.add_argument("--size", choices=PRESETS, help="output size preset (default original)")
+    gen.add_argument("--upscaler", choices=UPSCALERS,
+                     help="what resizes (default: the model's, else lanczos)")
     gen.set_defaults(func=_generate)
 
     met = sub.add_parser("metrics", help="compute metrics of a stored run (STORAGE_* from env)")
@@ -209,6 +261,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="object key of an example image of the hashtag")
     flt.add_argument("--json", action="store_true", help="also print the whole report")
     flt.set_defaults(func=_filter)
+
+    lst = sub.add_parser("list", help="list the recorded scrapes, datasets or training runs "
+                         "of running services (*_SERVICE_ADDR, SOCIALGAN_API_TOKEN from env)")
+    lst.add_argument("what", choices=("scrapes", "datasets", "runs"))
+    lst.add_argument("--address", help="host:port of the service (default: from env)")
+    lst.add_argument("--page-size", type=int, default=100)
+    lst.set_defaults(func=_list)
 
     env = sub.add_parser("env", help="print the configuration variables")
     env.set_defaults(func=_env)

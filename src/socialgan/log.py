@@ -8,8 +8,28 @@ import sys
 import time
 
 from socialgan import settings
+from socialgan.errors import clip
 
 _RESERVED = set(vars(logging.makeLogRecord({})))
+# A log line repeats request fields; a 50 MB grid_key once made a 52 MB line. Every field is
+# cut to these many characters, whoever built it (messages should quote input with
+# errors.quote already; this is the net under them).
+MAX_MESSAGE_CHARS = 2_000
+MAX_FIELD_CHARS = 1_000
+MAX_EXCEPTION_CHARS = 20_000
+
+
+def _bounded(value, limit: int = MAX_FIELD_CHARS):
+    """value for the JSON entry, with every string in it (nested too) cut to limit."""
+    if isinstance(value, str):
+        return clip(value, limit)
+    if isinstance(value, bool | int | float) or value is None:
+        return value
+    if isinstance(value, dict):
+        return {clip(str(k), limit): _bounded(v, limit) for k, v in list(value.items())[:100]}
+    if isinstance(value, list | tuple | set):
+        return [_bounded(v, limit) for v in list(value)[:100]]
+    return clip(str(value), limit)
 
 
 class JsonFormatter(logging.Formatter):
@@ -24,12 +44,13 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "service": self.service,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": clip(record.getMessage(), MAX_MESSAGE_CHARS),
         }
         # Extra fields passed as logger.info(..., extra={...}).
-        entry.update({k: v for k, v in vars(record).items() if k not in _RESERVED})
+        entry.update({k: _bounded(v) for k, v in vars(record).items() if k not in _RESERVED})
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            entry["exception"] = clip(self.formatException(record.exc_info),
+                                      MAX_EXCEPTION_CHARS)
         return json.dumps(entry, default=str)
 
 

@@ -1,6 +1,6 @@
 """The end-to-end job as a client of the four services: hashtag in, published grid out.
 
-    StartScrape/WatchScrape -> FilterDataset -> StartTraining/WatchTraining
+    StartScrape (or UploadImages)/WatchScrape -> FilterDataset -> StartTraining/WatchTraining
         -> GenerateGrid -> Publish
 
 Everything goes over gRPC, so the same code drives the local stack, docker-compose
@@ -9,15 +9,22 @@ and Kubernetes; only the Endpoints differ.
 
 from __future__ import annotations
 
+import itertools
 import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import grpc
 from tqdm import tqdm
 
+from socialgan.errors import quote
 from socialgan.filtering.report import summary_text
 from socialgan.rpc.client import open_channel
 from socialgan.rpc.convert import state_name
+from socialgan.rpc.requests import MAX_REPEATED, MAX_STRING_CHARS
+from socialgan.scraping.sources import UrlListSource, local_spec_path, url_list_spec_path
+from socialgan.scraping.upload import upload_parts
 from socialgan.supervisor import Endpoints
 from socialgan.v1 import (
     common_pb2,
@@ -85,13 +92,77 @@ def _require_success(stage: str, status: common_pb2.JobStatus) -> None:
                             f"{status.message}")
 
 
-def scrape(endpoints: Endpoints, opts: PipelineOptions, quiet=False) -> scraper_pb2.ScrapeJob:
-    stub = scraper_pb2_grpc.ScraperServiceStub(open_channel(endpoints.scraper, endpoints.token))
+def _sayer(quiet: bool) -> Callable[[str], None]:
+    return (lambda *_: None) if quiet else (lambda msg: print(msg, file=sys.stderr))
+
+
+# How a service answers a folder:/zip: path it may not or cannot read: outside its import
+# root or none set (PERMISSION_DENIED / FAILED_PRECONDITION), not on its disk (NOT_FOUND).
+_NOT_READABLE_THERE = (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.FAILED_PRECONDITION,
+                       grpc.StatusCode.NOT_FOUND)
+
+
+def _on_this_machine(kind: str, path: str) -> bool:
+    here = Path(path).expanduser()
+    return here.is_file() if kind == "zip" else here.is_dir()
+
+
+def _upload_requests(kind: str, path: str, opts: PipelineOptions,
+                     say: Callable[[str], None]) -> Iterator[scraper_pb2.UploadImagesRequest]:
+    start = scraper_pb2.UploadStart(hashtag=opts.hashtag, label=Path(path).name)
+    if opts.limit:
+        start.limit = opts.limit
+    yield scraper_pb2.UploadImagesRequest(start=start)
+    def skipped(name: str, why: str) -> None:
+        say(f"not sent: {quote(name)} ({why})")
+
+    for part, value in upload_parts(kind, path, skipped):
+        if part == "file":
+            yield scraper_pb2.UploadImagesRequest(file=scraper_pb2.UploadFile(name=str(value)))
+        else:
+            yield scraper_pb2.UploadImagesRequest(chunk=bytes(value))
+
+
+def start_scrape(stub: scraper_pb2_grpc.ScraperServiceStub, opts: PipelineOptions,
+                 say: Callable[[str], None]) -> scraper_pb2.ScrapeJob:
+    """StartScrape; a folder: or zip: path the service may not or cannot read but this
+    machine has is uploaded from here instead (UploadImages), through the same checks."""
     request = scraper_pb2.StartScrapeRequest(
         source=scraper_pb2.SourceSpec(spec=opts.source), hashtag=opts.hashtag)
     if opts.limit:
         request.limit = opts.limit
-    job = stub.StartScrape(request, timeout=QUICK)
+    try:
+        return stub.StartScrape(request, timeout=QUICK)
+    except grpc.RpcError as exc:
+        if (exc.code() not in _NOT_READABLE_THERE
+                or not (exc.details() or "").startswith("source")):
+            raise
+        local, listing = local_spec_path(opts.source), url_list_spec_path(opts.source)
+        if local is not None and _on_this_machine(*local):
+            say(f"the scraper cannot read {local[1]} ({exc.code().name}); sending it from here")
+            return stub.UploadImages(_upload_requests(*local, opts, say), timeout=LONG)
+        if listing is None or not Path(listing).expanduser().is_file():
+            raise
+        say(f"the scraper cannot read {listing} ({exc.code().name}); sending its URLs")
+    request.source.CopyFrom(scraper_pb2.SourceSpec(
+        url_list=scraper_pb2.UrlListSource(urls=_inline_urls(listing))))
+    return stub.StartScrape(request, timeout=QUICK)
+
+
+def _inline_urls(listing: str) -> list[str]:
+    """A URL list file on this machine as the inline URLs one request may carry."""
+    usable = (item.location for item in UrlListSource(path=listing).items("")
+              if len(item.location) <= MAX_STRING_CHARS and not item.extra)
+    urls = list(itertools.islice(usable, MAX_REPEATED + 1))  # read no further than needed
+    if len(urls) > MAX_REPEATED:
+        raise PipelineError(f"{listing} holds more URLs than one request carries "
+                            f"({MAX_REPEATED}): put it under the scraper's SCRAPER_IMPORT_DIR")
+    return urls
+
+
+def scrape(endpoints: Endpoints, opts: PipelineOptions, quiet=False) -> scraper_pb2.ScrapeJob:
+    stub = scraper_pb2_grpc.ScraperServiceStub(open_channel(endpoints.scraper, endpoints.token))
+    job = start_scrape(stub, opts, _sayer(quiet))
     watch = stub.WatchScrape(scraper_pb2.WatchScrapeRequest(job_id=job.status.job_id),
                              timeout=LONG)
     with _bar(f"scrape #{opts.hashtag}", opts.limit, quiet) as bar:
@@ -161,10 +232,19 @@ def train(endpoints: Endpoints, opts: PipelineOptions, dataset_id: str,
 
 
 def generate(endpoints: Endpoints, model_id: str, seed: int | None = None, count: int = 9,
-             store: bool = True) -> generator_pb2.GenerateGridResponse:
+             store: bool = True, size: str | None = None,
+             upscaler: str | None = None) -> generator_pb2.GenerateGridResponse:
+    """size: a preset name (original, instagram, instagram-tiles, banner); upscaler: none,
+    lanczos, realesrgan-x4plus or realesrgan-anime (None: the server's default)."""
     stub = generator_pb2_grpc.GeneratorServiceStub(
         open_channel(endpoints.generator, endpoints.token))
     request = generator_pb2.GenerateGridRequest(model_id=model_id, count=count, store=store)
+    if size:  # the enums spell the names: instagram-tiles -> SIZE_PRESET_INSTAGRAM_TILES
+        request.size_preset = generator_pb2.SizePreset.Value(
+            "SIZE_PRESET_" + size.upper().replace("-", "_"))
+    if upscaler:
+        request.upscaler = generator_pb2.Upscaler.Value(
+            "UPSCALER_" + upscaler.upper().replace("-", "_"))
     if seed is not None:
         request.seed = seed
     return stub.GenerateGrid(request, timeout=GENERATE)
@@ -189,7 +269,7 @@ def run_pipeline(
 ) -> PipelineResult:
     """Run every stage in order; raises PipelineError (or grpc.RpcError with the service's
     message) at the first stage that fails, after printing what that stage did."""
-    say = (lambda *_: None) if quiet else (lambda msg: print(msg, file=sys.stderr))
+    say = _sayer(quiet)
     try:
         scraped = scrape(endpoints, opts, quiet)
         say(scrape_summary(scraped))

@@ -50,6 +50,17 @@ ENV_VARS: dict[str, EnvVar] = {
         EnvVar("SCRAPER_MAX_IN_FLIGHT", "32", "Downloads a scrape runs at once.", ("scraper",)),
         EnvVar("SCRAPER_PER_HOST_LIMIT", "16",
                "Most downloads in flight to any one host (politeness).", ("scraper",)),
+        EnvVar("SCRAPER_IMPORT_DIR", "",
+               "The only folder whose files folder:, zip: and urls:FILE sources may name "
+               "(regular files, no links out, never /proc /sys /dev); unset: none, "
+               "clients upload (UploadImages).", ("scraper",)),
+        EnvVar("SCRAPER_UPLOAD_MAX_MB", "200",
+               "Most an UploadImages call may send, and all uploads being scraped may keep in "
+               "/tmp at once (each picture at most 50 MB).", ("scraper",)),
+        EnvVar("IMAGE_DECODE_BUDGET_MB", "1024",
+               "MB all image decodes in a process share: large images take turns, and one "
+               "needing more is refused.",
+               ("scraper", "trainer", "cli")),
         EnvVar("INSTAGRAM_ACCESS_TOKEN", "",
                "Instagram Graph API token (Business/Creator account; from a Secret).",
                ("scraper",)),
@@ -60,10 +71,35 @@ ENV_VARS: dict[str, EnvVar] = {
         EnvVar("MASTODON_ACCESS_TOKEN", "",
                "Optional Mastodon token for reading (instances that require one; from a Secret).",
                ("scraper",)),
+        EnvVar("MASTODON_INSTANCE_URL", "",
+               "The instance MASTODON_ACCESS_TOKEN belongs to (https); the token is sent there "
+               "only (unset: nowhere).", ("scraper",)),
         EnvVar("X_BEARER_TOKEN", "", "X API v2 app bearer token (from a Secret).", ("scraper",)),
         EnvVar("X_API_URL", "https://api.x.com", "X API base URL.", ("scraper",)),
         EnvVar("TRAINER_DEVICE", "auto", "'auto' (GPU when there is one), 'cpu' or 'cuda'.",
                ("trainer",)),
+        EnvVar("TRAINER_LAUNCHER", "inprocess",
+               "Where StartTraining trains: 'inprocess' or 'kubernetes' (one Job per run; "
+               "the k8s base sets it).", ("trainer",)),
+        EnvVar("TRAINER_JOB_IMAGE", "", "Image of a run's Kubernetes Job (the trainer's; "
+               "required with TRAINER_LAUNCHER=kubernetes).", ("trainer",)),
+        EnvVar("TRAINER_JOB_NAMESPACE", "",
+               "Namespace of the runs' Jobs (default: the trainer's own).", ("trainer",)),
+        EnvVar("TRAINER_JOB_GPUS", "0", "nvidia.com/gpu a run's Job asks for (above 0 it also "
+               "tolerates the nvidia.com/gpu taint and trains on cuda).", ("trainer",)),
+        EnvVar("TRAINER_JOB_CPU", "4", "CPU request and limit of a run's Job (its torch "
+               "threads).", ("trainer",)),
+        EnvVar("TRAINER_JOB_MEMORY", "8Gi", "Memory request and limit of a run's Job.",
+               ("trainer",)),
+        EnvVar("TRAINER_JOB_DEADLINE_SECONDS", "86400",
+               "Longest a run's Job may take, retries included (activeDeadlineSeconds).",
+               ("trainer",)),
+        EnvVar("KUBECONFIG", "", "kubeconfig of a trainer with TRAINER_LAUNCHER=kubernetes "
+               "outside a cluster (default ~/.kube/config).", ("trainer",)),
+        EnvVar("OMP_NUM_THREADS", "", "Threads of PyTorch's CPU ops (read by torch; Kubernetes "
+               "sets it from the CPU limit).", ("trainer",)),
+        EnvVar("MKL_NUM_THREADS", "", "Threads of MKL (read by torch and NumPy; Kubernetes "
+               "sets it from the CPU limit).", ("trainer",)),
         EnvVar("TRAINER_FID_WEIGHTS", "", "Inception TorchScript file; set, FID is computed too "
                "(nothing is downloaded).", ("trainer", "cli")),
         EnvVar("FILTER_TEXT_MODEL", "",
@@ -82,16 +118,28 @@ ENV_VARS: dict[str, EnvVar] = {
                ("generator",)),
         EnvVar("TORCHSERVE_MODEL_STORE", "var/model-store",
                "Folder shared with TorchServe where the generator puts .mar files.",
-               ("generator",)),
+               ("generator", "scraper")),
         EnvVar("TORCHSERVE_HTTP_INFERENCE_ADDR", "127.0.0.1:8080",
                "TorchServe HTTP inference address (loopback).", ("generator",)),
         EnvVar("TORCHSERVE_HTTP_MANAGEMENT_ADDR", "127.0.0.1:8081",
                "TorchServe HTTP management address (loopback only, never exposed).",
                ("generator",)),
         EnvVar("TORCHSERVE_METRICS_ADDR", "127.0.0.1:8082",
-               "TorchServe Prometheus metrics address.", ("generator",)),
+               "TorchServe metrics address (the metrics API is off: 0.12 takes no token for it).",
+               ("generator",)),
         EnvVar("TORCHSERVE_WORK_DIR", "var/torchserve",
-               "Writable folder for TorchServe's config, logs and sockets.", ("generator",)),
+               "Writable folder for TorchServe's config, logs and sockets.",
+               ("generator", "scraper")),
+        EnvVar("TORCHSERVE_KEY_FILE", "",
+               "Where the generator reads the API keys TorchServe makes at each start "
+               "(default: key_file.json in TORCHSERVE_WORK_DIR; a volume both share).",
+               ("generator",)),
+        EnvVar("TORCHSERVE_MAX_LOADED_MODELS", "2",
+               "Most models TorchServe keeps loaded (~680 MB a worker); the least recently "
+               "used is unregistered first.", ("generator",)),
+        EnvVar("TORCHSERVE_MODEL_IDLE_SECONDS", "900",
+               "A model unused this long is unregistered from TorchServe (0: never).",
+               ("generator",)),
         EnvVar("SCRAPER_SERVICE_ADDR", "127.0.0.1:50051", "Where clients reach the scraper.",
                _CLIENTS),
         EnvVar("TRAINER_SERVICE_ADDR", "127.0.0.1:50052", "Where clients reach the trainer.",

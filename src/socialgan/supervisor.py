@@ -22,10 +22,22 @@ import grpc
 from socialgan import settings
 from socialgan.rpc.client import free_port, wait_healthy
 from socialgan.rpc.healthcheck import check_torchserve
+from socialgan.serving.torchserve_config import KEY_FILE_NAME
 
 log = logging.getLogger("socialgan.supervisor")
 
 SERVICES = ("scraper", "trainer", "generator", "publisher")
+# Secrets declared in the settings registry. A child gets one only when the registry names
+# it among the variable's readers, as compose and Kubernetes do: TorchServe and its model
+# workers hold no token at all, and only the scraper holds the social networks' tokens.
+CREDENTIALS = tuple(name for name in settings.ENV_VARS
+                    if name.endswith(("_TOKEN", "_ACCESS_KEY", "_SECRET_KEY", "_PASSWORD")))
+
+
+def child_environment(name: str, env: dict[str, str]) -> dict[str, str]:
+    """env without the credentials child `name` does not read."""
+    return {key: value for key, value in env.items()
+            if key not in CREDENTIALS or name in settings.ENV_VARS[key].services}
 
 
 @dataclass
@@ -60,6 +72,8 @@ class LocalStack:
     workdir: Path
     storage_dir: Path | None = None
     fixed_ports: bool = False  # True: the documented default ports; False: free ones
+    # Per service: the port to listen on (0: a free one); overrides fixed_ports.
+    ports: dict[str, int] = field(default_factory=dict)
     token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     startup_timeout: float = 180.0
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -68,9 +82,9 @@ class LocalStack:
     endpoints: Endpoints | None = field(default=None, init=False)
 
     def _ports(self) -> dict[str, int]:
-        if self.fixed_ports:
-            return dict(settings.DEFAULT_PORTS)
-        return {name: free_port() for name in SERVICES}
+        chosen = dict(settings.DEFAULT_PORTS) if self.fixed_ports else {}
+        chosen.update(self.ports)
+        return {name: chosen.get(name) or free_port() for name in SERVICES}
 
     def _env(self, ports: dict[str, int]) -> dict[str, str]:
         ts = {name: f"127.0.0.1:{free_port()}" for name in
@@ -83,6 +97,8 @@ class LocalStack:
             LISTEN_HOST="127.0.0.1",
             STORAGE_BACKEND="local",
             STORAGE_DIR=str((self.storage_dir or self.workdir / "storage").resolve()),
+            # The demo's data/ is read in place; the CLI uploads pictures from anywhere else.
+            SCRAPER_IMPORT_DIR=settings.get("SCRAPER_IMPORT_DIR") or str(Path.cwd() / "data"),
             TORCHSERVE_MODEL_STORE=str((self.workdir / "model-store").resolve()),
             TORCHSERVE_WORK_DIR=str((self.workdir / "torchserve").resolve()),
             PYTHONUNBUFFERED="1",
@@ -99,7 +115,8 @@ class LocalStack:
         out = open(logs / f"{name}.log", "ab")
         self._log_files.append(out)
         self._children[name] = subprocess.Popen(
-            [sys.executable, *args], env=env, stdout=out, stderr=subprocess.STDOUT,
+            [sys.executable, *args], env=child_environment(name, env), stdout=out,
+            stderr=subprocess.STDOUT,
             # The caller's folder, so relative paths (folder:data/x) mean the same to the
             # services as to the person who typed them.
             cwd=Path.cwd(), start_new_session=True,  # our Ctrl-C is ours to forward
@@ -116,8 +133,10 @@ class LocalStack:
         try:
             for name in SERVICES:
                 self._wait(name, lambda a=f"127.0.0.1:{ports[name]}": wait_healthy(a, 2), deadline)
-            self._wait("torchserve",
-                       lambda: check_torchserve(env["TORCHSERVE_INFERENCE_ADDR"], 2), deadline)
+            key_file = env.get("TORCHSERVE_KEY_FILE") or str(
+                Path(env["TORCHSERVE_WORK_DIR"]) / KEY_FILE_NAME)
+            self._wait("torchserve", lambda: check_torchserve(
+                env["TORCHSERVE_INFERENCE_ADDR"], 2, key_file=key_file), deadline)
         except BaseException:
             self.stop()
             raise
@@ -143,8 +162,18 @@ class LocalStack:
                 time.sleep(0.5)
 
     def stop(self, grace: float = 20.0) -> None:
-        # Services first (they may be mid-call into TorchServe), TorchServe last.
+        """SIGTERM every child (services first: they may be mid-call into TorchServe;
+        TorchServe last), then SIGKILL whatever of them or their descendants is left after
+        grace: TorchServe's JVM and workers run in a process group of their own."""
+        import psutil  # a TorchServe dependency
+
         order = [n for n in (*SERVICES, "torchserve") if n in self._children]
+        descendants: list[psutil.Process] = []
+        for name in order:
+            try:
+                descendants += psutil.Process(self._children[name].pid).children(recursive=True)
+            except psutil.Error:
+                pass
         for name in order:
             if self._children[name].poll() is None:
                 self._children[name].send_signal(signal.SIGTERM)
@@ -157,6 +186,14 @@ class LocalStack:
                 log.warning("%s did not stop in time; killing it", name)
                 os.killpg(child.pid, signal.SIGKILL)
                 child.wait()
+        _, alive = psutil.wait_procs(descendants, timeout=max(0.1, deadline - time.monotonic()))
+        for process in alive:
+            log.warning("killing leftover process %s", process.pid)
+            try:
+                process.kill()
+            except psutil.Error:
+                pass
+        psutil.wait_procs(alive, timeout=5)
         self._children.clear()
         for f in self._log_files:
             f.close()

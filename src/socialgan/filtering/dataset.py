@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import math
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from socialgan.errors import FailedPrecondition, InvalidArgument, NotFound
+from socialgan.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, quote
 from socialgan.filtering import outliers, people, quality, text_detector
 from socialgan.filtering.crop import CROPS, crop_to
 from socialgan.filtering.near_duplicates import (
@@ -38,6 +39,7 @@ from socialgan.filtering.near_duplicates import (
 from socialgan.filtering.report import contact_sheet
 from socialgan.images import BadImage, decode_rgb
 from socialgan.storage import ObjectStore, keys
+from socialgan.storage.base import check_key
 from socialgan.validation import check_identifier, normalize_hashtag
 
 log = logging.getLogger(__name__)
@@ -249,14 +251,16 @@ def _check_thresholds(given: Mapping[str, float] | None) -> dict[str, float]:
         try:
             thresholds[name] = float(value)
         except (TypeError, ValueError):
-            raise InvalidArgument(f"thresholds.{name}", f"{value!r} is not a number") from None
+            raise InvalidArgument(f"thresholds.{name}", f"{quote(value)} is not a number") from None
+        if not math.isfinite(thresholds[name]):  # NaN compares false: every image would pass
+            raise InvalidArgument(f"thresholds.{name}", f"must be a finite number, not {value}")
     return thresholds
 
 
 def image_size(resolution: int, aspect: str) -> tuple[int, int]:
     """(width, height) of a dataset's images: height = resolution, width by the aspect."""
     if aspect not in ASPECTS:
-        raise InvalidArgument("aspect", f"{aspect!r} is not one of {', '.join(ASPECTS)}")
+        raise InvalidArgument("aspect", f"{quote(aspect)} is not one of {', '.join(ASPECTS)}")
     if not MIN_RESOLUTION <= resolution <= MAX_RESOLUTION:
         raise InvalidArgument(
             "resolution", f"{resolution} is outside {MIN_RESOLUTION}..{MAX_RESOLUTION}")
@@ -275,11 +279,11 @@ class FilterUpdate:
 def _stage_names(extra_stages: Sequence[str], skip_stages: Sequence[str]) -> list[str]:
     for name in extra_stages:
         if name not in OPTIONAL_STAGES:
-            raise InvalidArgument("extra_stages", f"{name!r} is not one of "
+            raise InvalidArgument("extra_stages", f"{quote(name)} is not one of "
                                   f"{', '.join(OPTIONAL_STAGES)}")
     for name in skip_stages:
         if name not in SKIPPABLE_STAGES:
-            raise InvalidArgument("skip_stages", f"{name!r} is not one of "
+            raise InvalidArgument("skip_stages", f"{quote(name)} is not one of "
                                   f"{', '.join(SKIPPABLE_STAGES)}")
     names = [s.name for s in STAGES if (not s.optional or s.name in extra_stages)]
     names += list(SET_STAGES)
@@ -292,16 +296,15 @@ def _load_examples(store: ObjectStore, example_keys: Sequence[str]) -> list[Imag
                               f"{MAX_EXAMPLES}")
     images = []
     for i, key in enumerate(example_keys):
-        if not key or ".." in key.split("/"):
-            raise InvalidArgument(f"example_keys[{i}]", f"{key!r} is not an object key")
+        check_key(key, field=f"example_keys[{i}]")
         try:
             data = store.get_bytes(key)
         except NotFound:
-            raise NotFound(f"example_keys[{i}]: no object {key!r}") from None
+            raise NotFound(f"example_keys[{i}]: no object {quote(key)}") from None
         try:
             images.append(decode_rgb(data))
         except BadImage as exc:
-            raise InvalidArgument(f"example_keys[{i}]", f"{key!r}: {exc}") from None
+            raise InvalidArgument(f"example_keys[{i}]", f"{quote(key)}: {exc}") from None
     return images
 
 
@@ -343,14 +346,20 @@ def iter_build_dataset(
     width, height = image_size(resolution, aspect)
     limits = _check_thresholds(thresholds)
     if crop not in CROPS:
-        raise InvalidArgument("crop", f"{crop!r} is not one of {', '.join(CROPS)}")
+        raise InvalidArgument("crop", f"{quote(crop)} is not one of {', '.join(CROPS)}")
     stage_names = _stage_names(extra_stages, skip_stages)
     dataset_id = check_identifier(dataset_id, "dataset_id") if dataset_id else keys.new_id(tag)
+    if store.exists(keys.dataset_manifest_key(dataset_id)):
+        # Rebuilding under the same id would replace shards that runs trained on (their
+        # resume would then fail on the size) while their options still name this id.
+        raise AlreadyExists(f"dataset_id: dataset {dataset_id!r} exists; give a new id, or "
+                            "leave dataset_id empty for a fresh one")
     examples = _load_examples(store, example_keys)
 
     raw_keys = [k for k in store.list(keys.raw_prefix(tag)) if not k.endswith(".json")]
     if not raw_keys:
-        raise NotFound(f"no raw images for #{tag} under {keys.raw_prefix(tag)}: scrape it first")
+        raise NotFound(f"hashtag: no raw images for #{tag} under {keys.raw_prefix(tag)}: "
+                       f"scrape it first")
     total = len(raw_keys)
     shard_images = max(1, min(SHARD_IMAGES, SHARD_BYTES // (width * height * 3)))
 
@@ -608,8 +617,8 @@ def read_manifest(store: ObjectStore, dataset_id: str) -> dict[str, Any]:
     try:
         return store.get_json(keys.dataset_manifest_key(dataset_id))
     except NotFound:
-        raise NotFound(f"no dataset {dataset_id!r}: run FilterDataset for its hashtag first") \
-            from None
+        raise NotFound(f"dataset_id: no dataset {quote(dataset_id)}: run FilterDataset for its "
+                       f"hashtag first") from None
 
 
 def dataset_summary(manifest: Mapping[str, Any]) -> dict[str, Any]:

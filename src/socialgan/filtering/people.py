@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from socialgan.errors import FailedPrecondition
+from socialgan.filtering.onnx_session import offline_onnxruntime
 
 FACE_SIDE = 400  # longest side the cascade scans
 # nudenet's classes that make an image not safe for work; *_COVERED and faces do not.
@@ -56,6 +57,7 @@ def face_fraction(img: Image.Image) -> float:
 
 class NsfwDetector:
     def __init__(self):
+        offline_onnxruntime()  # nudenet imports onnxruntime and makes its own session
         try:
             from nudenet import NudeDetector
         except ImportError:

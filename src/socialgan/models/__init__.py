@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from socialgan.errors import InvalidArgument
+from socialgan.errors import InvalidArgument, quote
 from socialgan.models import dcgan, dcgan_diffaug, lapgan
 
 # name -> (build_generator(**options), build_discriminator(**options), default options)
@@ -39,7 +39,7 @@ TITLES = {"dcgan": "DCGAN (PyTorch tutorial)",
 def arch_options(arch: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The architecture's defaults with overrides applied; unknown names are rejected."""
     if arch not in ARCHITECTURES:
-        raise InvalidArgument("model", f"unknown architecture {arch!r}; known: "
+        raise InvalidArgument("model", f"unknown architecture {quote(arch)}; known: "
                               + ", ".join(sorted(ARCHITECTURES)))
     defaults = ARCHITECTURES[arch][2]
     options = dict(defaults)

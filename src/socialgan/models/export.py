@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from socialgan.errors import NotFound
+from socialgan.errors import NotFound, quote
 from socialgan.models import build_generator
 from socialgan.storage import ObjectStore, keys
 
@@ -49,7 +49,7 @@ def read_card(store: ObjectStore, model_id: str) -> dict[str, Any]:
         return store.get_json(keys.model_card_key(model_id))
     except NotFound:
         raise NotFound(
-            f"no model {model_id!r}: train one, or list models with ListModels"
+            f"model_id: no model {quote(model_id)}: train one, or list models with ListModels"
         ) from None
 
 

@@ -15,7 +15,7 @@ import threading
 import time
 
 from socialgan import images
-from socialgan.errors import FailedPrecondition, InvalidArgument, NotFound
+from socialgan.errors import FailedPrecondition, InvalidArgument, NotFound, quote
 from socialgan.publishing.caption import CaptionInputs, build_caption
 from socialgan.publishing.gallery import GalleryTarget
 from socialgan.publishing.post import (
@@ -29,7 +29,6 @@ from socialgan.publishing.post import (
 )
 from socialgan.publishing.targets import NotConnectedTarget, PublishTarget
 from socialgan.storage import ObjectStore, keys
-from socialgan.storage.base import check_key
 
 TARGETS: dict[str, PublishTarget] = {
     t.name: t for t in [
@@ -56,6 +55,22 @@ def get_target(name: str) -> PublishTarget:
     return target
 
 
+def check_grid_key(grid_key: str) -> str:
+    """grid_key if it names a grid as the generator stores them (keys.grid_key:
+    grids/<model_id>/<name>), else InvalidArgument. Nothing else in storage (a dataset, a
+    checkpoint, a scraped image) can be posted, whoever asks."""
+    if not grid_key:
+        raise InvalidArgument("grid_key", "is empty; give the storage key of a grid image")
+    parts = grid_key.split("/")
+    try:
+        if len(parts) == 3 and parts[0] == "grids" and keys.grid_key(*parts[1:]) == grid_key:
+            return grid_key
+    except InvalidArgument:
+        pass
+    raise InvalidArgument("grid_key", f"{quote(grid_key)} is not a grid key; give "
+                          "grids/<model_id>/<name> as GenerateGrid stored it")
+
+
 def _post_id(target: str, dry_run: bool, idempotency_key: str) -> str:
     if not idempotency_key:
         return keys.new_id("post")
@@ -75,17 +90,13 @@ def publish(store: ObjectStore, target_name: str, grid_key: str,
             idempotency_key: str = "") -> Post:
     """Publish the grid at grid_key to the named target (or store a draft when dry_run).
 
-    Raises InvalidArgument (bad target, key or caption), NotFound (no grid at grid_key),
-    FailedPrecondition (target not connected; idempotency key reused for another grid).
+    Raises InvalidArgument (bad target or caption; a key that is not a grid's), NotFound
+    (no grid at grid_key), FailedPrecondition (target not connected; idempotency key
+    reused for another grid).
     A target that fails after the post was recorded leaves it FAILED and re-raises.
     """
     target = get_target(target_name)
-    if not grid_key:
-        raise InvalidArgument("grid_key", "is empty; give the storage key of a grid image")
-    try:
-        check_key(grid_key)
-    except InvalidArgument:
-        raise InvalidArgument("grid_key", f"{grid_key!r} is not a valid storage key") from None
+    check_grid_key(grid_key)
     if caption_inputs is None:
         raise InvalidArgument("caption", "is required (at least caption.hashtag)")
     post_id = _post_id(target.name, dry_run, idempotency_key)
@@ -104,7 +115,7 @@ def publish(store: ObjectStore, target_name: str, grid_key: str,
         try:
             image = store.get_bytes(grid_key)
         except NotFound:
-            raise NotFound(f"grid_key: no grid {grid_key!r} in storage") from None
+            raise NotFound(f"grid_key: no grid {quote(grid_key)} in storage") from None
         ext = images.sniff_extension(image)
         if ext is None:
             raise InvalidArgument("grid_key", f"{grid_key!r} is not a PNG, JPEG or WebP image")

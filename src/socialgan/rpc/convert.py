@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from socialgan import jobs
-from socialgan.v1 import common_pb2
+from socialgan.errors import InvalidArgument
+from socialgan.v1 import common_pb2, publisher_pb2
 
 _STATE = {
     jobs.QUEUED: common_pb2.JOB_STATE_QUEUED,
@@ -11,6 +12,7 @@ _STATE = {
     jobs.SUCCEEDED: common_pb2.JOB_STATE_SUCCEEDED,
     jobs.FAILED: common_pb2.JOB_STATE_FAILED,
     jobs.CANCELLED: common_pb2.JOB_STATE_CANCELLED,
+    jobs.INTERRUPTED: common_pb2.JOB_STATE_INTERRUPTED,
 }
 _STATE_NAME = {v: k for k, v in _STATE.items()}
 
@@ -31,10 +33,42 @@ def state_name(state: int) -> str:
     return _STATE_NAME.get(state, "unspecified")
 
 
+# Enum value -> the core's name; UNSPECIFIED (0) means the default. A number missing here
+# (a newer client's value, or any int32 a hand-made request carries: proto3 keeps unknown
+# enum numbers) is refused rather than silently read as the default.
+_ASPECTS = {common_pb2.ASPECT_UNSPECIFIED: "square", common_pb2.ASPECT_SQUARE: "square",
+            common_pb2.ASPECT_BANNER: "banner"}
+_FORMATS = {common_pb2.IMAGE_FORMAT_UNSPECIFIED: "png", common_pb2.IMAGE_FORMAT_PNG: "png",
+            common_pb2.IMAGE_FORMAT_JPEG: "jpeg", common_pb2.IMAGE_FORMAT_WEBP: "webp"}
+_TARGETS = {publisher_pb2.PUBLISH_TARGET_UNSPECIFIED: "gallery",
+            publisher_pb2.PUBLISH_TARGET_GALLERY: "gallery",
+            publisher_pb2.PUBLISH_TARGET_INSTAGRAM: "instagram",
+            publisher_pb2.PUBLISH_TARGET_MASTODON: "mastodon",
+            publisher_pb2.PUBLISH_TARGET_X: "x"}
+
+
+def enum_name(names: dict[int, str], value: int, field: str, enum: str) -> str:
+    """names[value], or InvalidArgument naming the field and the values it takes."""
+    if value not in names:
+        raise InvalidArgument(field, f"{value} is not a {enum} value; use one of "
+                              + ", ".join(str(v) for v in sorted(names)))
+    return names[value]
+
+
 def aspect_name(aspect: int) -> str:
-    return "banner" if aspect == common_pb2.ASPECT_BANNER else "square"
+    return enum_name(_ASPECTS, aspect, "aspect", "Aspect")
 
 
 def format_name(fmt: int) -> str:
-    return {common_pb2.IMAGE_FORMAT_JPEG: "jpeg", common_pb2.IMAGE_FORMAT_WEBP: "webp"}.get(
-        fmt, "png")
+    return enum_name(_FORMATS, fmt, "format", "ImageFormat")
+
+
+def target_name(target: int) -> str:
+    return enum_name(_TARGETS, target, "target", "PublishTarget")
+
+
+def target_enum(name: str) -> int:
+    """The PublishTarget of a post's target name (UNSPECIFIED for none known)."""
+    return next((value for value, known in _TARGETS.items()
+                 if known == name and value != publisher_pb2.PUBLISH_TARGET_UNSPECIFIED),
+                publisher_pb2.PUBLISH_TARGET_UNSPECIFIED)

@@ -44,14 +44,21 @@ def check_service(address: str, timeout: float) -> None:
     wait_healthy(address, timeout=timeout)
 
 
-def check_torchserve(address: str, timeout: float) -> None:
-    """Raise RuntimeError unless TorchServe's inference API answers Ping with Healthy."""
+def check_torchserve(address: str, timeout: float, key_file: str | None = None) -> None:
+    """Raise RuntimeError unless TorchServe's inference API answers Ping with Healthy.
+    Ping needs TorchServe's inference key, read from key_file (default: TORCHSERVE_KEY_FILE,
+    else key_file.json in TORCHSERVE_WORK_DIR)."""
+    from socialgan.serving.torchserve_keys import TorchServeKeys, default_key_file, read_keys
     from socialgan.torchserve import inference_pb2_grpc
 
+    keys = read_keys(key_file or default_key_file())
+    if keys is None:
+        raise RuntimeError(f"TorchServe at {address}: no key file yet")
     with grpc.insecure_channel(address) as channel:
         stub = inference_pb2_grpc.InferenceAPIsServiceStub(channel)
         try:
-            reply = stub.Ping(empty_pb2.Empty(), timeout=timeout)
+            reply = stub.Ping(empty_pb2.Empty(), timeout=timeout,
+                              metadata=TorchServeKeys.metadata(keys.inference))
         except grpc.RpcError as exc:
             raise RuntimeError(f"TorchServe at {address}: {exc.code().name}") from exc
     try:

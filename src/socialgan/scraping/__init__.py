@@ -1,6 +1,8 @@
 """Scraping: collect a hashtag's images from a source into raw/<hashtag>/.
 
-sources.py (the Source interface, local folder/zip, URL lists, spec parsing), instagram.py,
+base.py (the Item and Source types), sources.py (URL lists, spec parsing), local_files.py
+(folder and zip sources on the service's disk, read only under its import root), upload.py
+(pictures a client sends: UploadImages), instagram.py,
 mastodon.py and x.py (the social APIs, through api.py), download.py (the HTTP engine:
 timeouts, retries, rate-limit headers, per-host limits, SSRF guard), state.py (per-source
 cursor and archive of seen posts) and scrape.py (run_scrape: fetch, check, store once).

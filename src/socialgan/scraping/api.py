@@ -11,8 +11,10 @@ names the API and the problem, never UNKNOWN:
     429, 5xx, timeouts,    Unavailable (after the retries)
     malformed JSON
 
-Credentials travel in the Authorization header only: never in a URL, so never in a message
-or a log line.
+Credentials travel in the Authorization header only, never in a URL, and only where their
+socialgan.credentials.Credential allows: the configured host, over https. A request to any
+other URL goes without the token, and an answer that comes from another origin (a redirect
+away from the API's host) is refused, FailedPrecondition, before its data is used.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
+from socialgan.credentials import Credential
 from socialgan.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from socialgan.scraping.download import (
     Downloader,
@@ -64,21 +67,29 @@ def _error_text(body: bytes) -> str:
 
 
 class ApiClient:
-    """GETs JSON from one API. `credential_var` names the env var to blame on a 401/403."""
+    """GETs JSON from one API, with the credential where the credential allows it."""
 
-    def __init__(self, name: str, base_url: str, token: str = "", *,
-                 credential_var: str = "", downloader: Downloader | None = None,
+    def __init__(self, name: str, base_url: str, credential: Credential | None = None, *,
+                 downloader: Downloader | None = None,
                  rate_limited: Callable[[HttpStatusError], bool] | None = None):
         self.name = name
         self.base_url = base_url.rstrip("/")
-        self._token = token
-        self.credential_var = credential_var
+        self.credential = credential
         self.downloader = downloader or Downloader(API_POLICY)
         # Some APIs (Graph) say "rate limited" with a 400/403 and an error code.
         self._rate_limited = rate_limited
 
     def __repr__(self) -> str:  # never the token
         return f"ApiClient({self.name!r}, {self.base_url!r})"
+
+    def credential_refusal(self, url: str | None = None) -> str | None:
+        """Why the credential may not go to url (default: the API's base URL), or None.
+        Plain http counts only to loopback, and only when this client may reach private
+        networks (tests)."""
+        if not self.credential:
+            return None
+        return self.credential.refusal(url or self.base_url,
+                                       loopback_http=self.downloader.allow_private)
 
     def url(self, path: str, params: Mapping[str, Any] | None = None) -> str:
         query = urlencode({k: v for k, v in (params or {}).items() if v not in (None, "")})
@@ -87,7 +98,8 @@ class ApiClient:
     def get(self, path: str, params: Mapping[str, Any] | None = None,
             should_stop: Callable[[], bool] | None = None) -> ApiResponse:
         url = self.url(path, params)
-        headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
+        headers = self.credential.headers_for(
+            url, loopback_http=self.downloader.allow_private) if self.credential else {}
         attempts = self.downloader.policy.max_attempts
         for attempt in range(1, attempts + 1):
             try:
@@ -95,12 +107,14 @@ class ApiClient:
                                                  accept="application/json")
                 break
             except HttpStatusError as exc:
+                self._refuse_if_redirected(headers, exc.url or url, path)
                 if (self._rate_limited and self._rate_limited(exc) and attempt < attempts
                         and self._pause(self.downloader.backoff(attempt), should_stop)):
                     continue
                 raise self._translate(exc, path) from None
             except FetchError as exc:
-                raise Unavailable(f"{self.name}: {path}: {exc}") from None
+                raise Unavailable(self._redact(f"{self.name}: {path}: {exc}")) from None
+        self._refuse_if_redirected(headers, response.url, path)
         try:
             data = json.loads(response.body)
         except (ValueError, UnicodeDecodeError):
@@ -117,16 +131,40 @@ class ApiClient:
             time.sleep(min(left, 0.1))
         return True
 
+    def _refuse_if_redirected(self, headers: Mapping[str, str], answered_by: str,
+                              path: str) -> None:
+        """A credentialed call answered from an origin the credential does not trust (a
+        redirect away from the API's host) is no answer of the API: refuse it, success or
+        error. The Downloader sends the token on the first hop only, so it did not go there."""
+        if headers and (moved := self.credential_refusal(answered_by)):
+            raise FailedPrecondition(f"{self.name}: {path} was redirected away from the API; "
+                                     f"refused the answer: {moved}")
+
+    def _redact(self, text: str) -> str:
+        return self.credential.redact(text) if self.credential else text
+
+    def _credential_hint(self, path: str) -> str:
+        """What to check after a 401/403: the variable, or why it was not sent at all."""
+        if self.credential is None:
+            return ""
+        if not self.credential:
+            also = f" (and {self.credential.url_var})" if self.credential.url_var else ""
+            return f"; no credential was sent: set {self.credential.env_var}{also}"
+        refusal = self.credential_refusal(self.url(path))
+        if refusal:
+            return f"; the credential was not sent: {refusal}"
+        return f"; check {self.credential.env_var}"
+
     def _translate(self, exc: HttpStatusError, path: str) -> Exception:
-        said = _error_text(exc.body)
+        said = self._redact(_error_text(exc.body))
         why = f" ({said})" if said else ""
         status = exc.status
         if self._rate_limited and self._rate_limited(exc):
             return Unavailable(f"{self.name}: rate limited on {path}{why}; try again later")
         if status in (401, 403):
             what = "rejected the credentials" if status == 401 else "refused access"
-            hint = f"; check {self.credential_var}" if self.credential_var else ""
-            return FailedPrecondition(f"{self.name} {what} ({status}) on {path}{why}{hint}")
+            return FailedPrecondition(f"{self.name} {what} ({status}) on {path}{why}"
+                                      f"{self._credential_hint(path)}")
         if status == 404:
             return NotFound(f"{self.name}: {path} not found (404){why}")
         if exc.retryable:

@@ -326,11 +326,13 @@ class Downloader:
 
 
 class HttpStatusError(FetchError):
-    """A non-200 answer; keeps a little of the body, where APIs explain their errors."""
+    """A non-200 answer; keeps a little of the body, where APIs explain their errors, and
+    the URL that answered (after redirects: a credential's owner checks who said it)."""
 
-    def __init__(self, status: int, detail: str, body: bytes, **kwargs):
+    def __init__(self, status: int, detail: str, body: bytes, url: str = "", **kwargs):
         self.status = status
         self.body = body
+        self.url = url
         super().__init__(f"http_{status}", detail, **kwargs)
 
 
@@ -343,7 +345,7 @@ def _status_error(response: http.client.HTTPResponse, url: str) -> FetchError:
     except (OSError, http.client.HTTPException):
         body = b""
     return HttpStatusError(status, f"{_safe_url(url)} answered {status} {response.reason}",
-                           body, retryable=retryable, retry_after=retry_after)
+                           body, url, retryable=retryable, retry_after=retry_after)
 
 
 def _safe_url(url: str) -> str:

@@ -8,6 +8,9 @@ recent_media only covers the last 24 hours. Carousel posts yield one Item per im
 videos are skipped (no still to learn from). Hashtag media carry no username: the permalink
 is the attribution.
 
+INSTAGRAM_ACCESS_TOKEN goes to the host of INSTAGRAM_GRAPH_URL only, over https
+(socialgan.credentials); the media URLs the API returns are fetched without it.
+
 The budget: an account may query at most 30 unique hashtags in a rolling 7 days. Every
 search this scraper makes is recorded in storage with its time, and a hashtag's id is cached
 (ids do not change), so re-scraping a hashtag costs nothing. A search that would be the
@@ -23,6 +26,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from socialgan import settings
+from socialgan.credentials import Credential
 from socialgan.errors import FailedPrecondition, InvalidArgument, NotFound
 from socialgan.scraping.api import ApiClient, expect
 from socialgan.scraping.download import Downloader, HttpStatusError
@@ -113,11 +117,13 @@ class InstagramHashtagSource(HttpSource):
         self.edge = {"top": "top_media", "recent": "recent_media", "": "top_media"}.get(
             edge, edge)
         token = settings.get("INSTAGRAM_ACCESS_TOKEN") if token is None else token
+        base_url = base_url or settings.get("INSTAGRAM_GRAPH_URL") or ""
         self._has_token = bool(token)
         self.api = ApiClient(
-            "instagram", base_url or settings.get("INSTAGRAM_GRAPH_URL") or "", token or "",
-            credential_var="INSTAGRAM_ACCESS_TOKEN", rate_limited=_graph_rate_limited,
-            downloader=api_downloader)
+            "instagram", base_url,
+            Credential.bound("INSTAGRAM_ACCESS_TOKEN", token or "", [base_url],
+                             url_var="INSTAGRAM_GRAPH_URL"),
+            rate_limited=_graph_rate_limited, downloader=api_downloader)
         self._hashtag_id: str | None = None
 
     def describe(self) -> str:
@@ -135,6 +141,8 @@ class InstagramHashtagSource(HttpSource):
                                   f"{self.user_id!r} is not a numeric account id")
         if not self._has_token:
             raise FailedPrecondition("instagram: no token; set INSTAGRAM_ACCESS_TOKEN")
+        if refusal := self.api.credential_refusal():
+            raise FailedPrecondition(f"instagram: INSTAGRAM_GRAPH_URL: {refusal}")
 
     def budget(self, store: ObjectStore) -> HashtagBudget:
         return HashtagBudget(store, self.user_id)

@@ -4,7 +4,9 @@
         -> [status...], older pages named by the Link header (rel="next", max_id=...)
     GET /api/v1/trends/tags?limit=N  -> [{"name", "url", "history": [{"day","uses","accounts"}]}]
 
-Reading is public; MASTODON_ACCESS_TOKEN is sent when set (instances that require it).
+Reading is public. MASTODON_ACCESS_TOKEN (instances that require one) belongs to one
+instance, MASTODON_INSTANCE_URL, and is sent to that instance only, over https: a scrape
+or a trends call for any other instance goes without it (socialgan.credentials).
 The cursor kept between runs is the max_id of the next page, so a stopped scrape continues
 with the page after the last one it finished. Images only: gifv/video/audio are skipped.
 """
@@ -18,10 +20,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
-from socialgan import settings
-from socialgan.errors import InvalidArgument
+from socialgan.credentials import Credential
+from socialgan.errors import InvalidArgument, Unavailable
+from socialgan.errors import quote as quote_input
 from socialgan.scraping.api import ApiClient, expect
-from socialgan.scraping.download import Downloader
+from socialgan.scraping.download import Downloader, DownloadPolicy
 from socialgan.scraping.sources import HttpSource, Item
 from socialgan.validation import normalize_hashtag
 
@@ -30,17 +33,33 @@ _LINK = re.compile(r'<([^>]*)>\s*;\s*rel="?([^";]+)"?')
 _TAG = re.compile(r"<[^>]+>")
 
 
-def instance_url(value: str) -> str:
-    """https://host from 'host' or a URL; InvalidArgument when it is neither."""
+def instance_url(value: str, field: str = "source.mastodon.instance_url") -> str:
+    """https://host from 'host' or a URL; InvalidArgument naming `field` when it is neither
+    (another scheme, no host, a bad port, user:password@, a path: an instance is a host)."""
     value = value.strip().rstrip("/")
     if not value:
-        raise InvalidArgument("source.mastodon.instance_url", "is empty; e.g. mastodon.social")
+        raise InvalidArgument(field, "is empty; e.g. mastodon.social")
     if "://" not in value:
         value = f"https://{value}"
     parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidArgument("source.mastodon.instance_url", f"{value!r} is not an instance URL")
+    try:
+        parts.port  # noqa: B018 (raises ValueError on a port out of range or not a number)
+        host = parts.hostname
+    except ValueError:
+        host = None
+    if (parts.scheme not in ("http", "https") or not host or "@" in parts.netloc
+            or parts.path or parts.query or parts.fragment
+            or any(c.isspace() or ord(c) < 32 for c in parts.netloc)):
+        raise InvalidArgument(field, f"{quote_input(value)} is not an instance URL; give "
+                              "https://HOST[:PORT], e.g. https://mastodon.social")
     return f"{parts.scheme}://{parts.netloc}"
+
+
+# Trending tags answer an interactive call: a host that does not answer is said at once,
+# not after the scrape policy's minutes of retries.
+TRENDS_POLICY = DownloadPolicy(max_bytes=1 << 20, connect_timeout=3.0, read_timeout=5.0,
+                               attempt_deadline=8.0, max_attempts=2, backoff_base=0.2,
+                               backoff_max=0.5, max_retry_after=2.0)
 
 
 def next_max_id(link_header: str | None) -> str | None:
@@ -58,21 +77,27 @@ def plain_text(content: str) -> str:
     return html.unescape(_TAG.sub("", text)).strip()
 
 
-def _client(instance: str, token: str | None, downloader: Downloader | None) -> ApiClient:
-    token = settings.get("MASTODON_ACCESS_TOKEN") if token is None else token
-    return ApiClient(f"mastodon {urlsplit(instance).netloc}", instance, token or "",
-                     credential_var="MASTODON_ACCESS_TOKEN", downloader=downloader)
+def access_token() -> Credential:
+    """MASTODON_ACCESS_TOKEN, bound to the instance MASTODON_INSTANCE_URL names."""
+    return Credential.from_env("MASTODON_ACCESS_TOKEN", "MASTODON_INSTANCE_URL")
+
+
+def _client(instance: str, credential: Credential | None,
+            downloader: Downloader | None) -> ApiClient:
+    return ApiClient(f"mastodon {urlsplit(instance).netloc}", instance,
+                     access_token() if credential is None else credential,
+                     downloader=downloader)
 
 
 class MastodonHashtagSource(HttpSource):
     kind = "mastodon"
     pages = True
 
-    def __init__(self, instance: str, *, token: str | None = None,
+    def __init__(self, instance: str, *, credential: Credential | None = None,
                  downloader: Downloader | None = None, api_downloader: Downloader | None = None):
         super().__init__(downloader)
         self.instance = instance_url(instance)
-        self.api = _client(self.instance, token, api_downloader)
+        self.api = _client(self.instance, credential, api_downloader)
 
     def describe(self) -> str:
         return f"mastodon:{self.instance}"
@@ -129,14 +154,18 @@ class TrendingTag:
     accounts_week: int
 
 
-def trending_tags(instance: str, limit: int = 10, *, token: str | None = None,
+def trending_tags(instance: str, limit: int = 10, *, credential: Credential | None = None,
                   api_downloader: Downloader | None = None) -> list[TrendingTag]:
     """The instance's trending hashtags, most used first (feeds "pick a trending hashtag")."""
     if not 1 <= limit <= 20:
         raise InvalidArgument("limit", f"must be 1-20 (the API's maximum), not {limit}")
-    client = _client(instance_url(instance), token, api_downloader)
-    data = expect(client.get("api/v1/trends/tags", {"limit": limit}).data, list,
-                  "the trends", client.name)
+    client = _client(instance_url(instance, "instance_url"), credential,
+                     api_downloader or Downloader(TRENDS_POLICY))
+    try:
+        data = expect(client.get("api/v1/trends/tags", {"limit": limit}).data, list,
+                      "the trends", client.name)
+    except Unavailable as exc:  # the caller should know which of its fields this was
+        raise Unavailable(f"instance_url: {exc}") from None
     tags = []
     for entry in data:
         if not isinstance(entry, dict) or not entry.get("name"):

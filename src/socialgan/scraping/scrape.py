@@ -1,11 +1,14 @@
 """A scrape: take candidates from a Source, keep the real images, store each distinct one once.
 
-Every candidate's bytes are checked by magic bytes and decoded (decompression-bomb guard,
-EXIF orientation) before anything is stored; bad ones are counted by reason and dropped.
+Every candidate's bytes are checked by magic bytes and decoded (header and pixel guard,
+shared decode budget, EXIF orientation; scraping.checking) before anything is stored; bad
+ones are counted by reason and dropped, and whatever goes wrong with one candidate is that
+candidate's failure, never the scrape's.
 Images are content-addressed, raw/<hashtag>/<sha256>.<ext>, with a JSON sidecar beside
 them; the sidecar is written before the image, so an image that exists always has its
 sidecar, and an image already in storage is never written again. The manifest at
-runs/scrape/<job_id>.json lists the scrape's distinct images and its counts.
+runs/scrape/<job_id>.json lists the scrape's distinct images, its counts, and each failed
+candidate by name (post id, file or member name, else URL) with its reason and detail.
 
 Counts: found = candidates taken from the source; skipped = those an earlier scrape of the
 same source and hashtag already handled (not fetched again); downloaded = candidates that
@@ -19,28 +22,28 @@ failed for good) is remembered in the source's archive, and paging sources remem
 page cursor, at least every CHECKPOINT_SECONDS. A re-run skips what is archived; a scrape
 killed at any moment and started again continues from the last checkpoint, refetches at
 most what came after it, and stores nothing twice (the sha256 is the key). A paging source
-walked to its end once is walked again only until a page holds nothing new.
+walked to its end once is walked again only until a page holds nothing new; what failed
+transiently (429, 5xx, timeouts, connection errors) is on the source's retry list instead,
+which the next incremental scrape fetches first, so a failure pages down the timeline is
+retried too (at most RETRY_RUNS runs; then it is archived as given up).
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
+import dataclasses
+import itertools
 import threading
 import time
 from collections.abc import Generator, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from PIL import Image
-
 from socialgan import images
-from socialgan.errors import FailedPrecondition, InvalidArgument
+from socialgan.errors import FailedPrecondition, InvalidArgument, clip
 from socialgan.jobs import Cancelled, Job
-from socialgan.scraping.download import FetchError
-from socialgan.scraping.sources import Item, Source
-from socialgan.scraping.state import ScrapeState, WalkState
+from socialgan.scraping.base import Item, Source
+from socialgan.scraping.checking import Checked, Fetcher
+from socialgan.scraping.state import MAX_RETRY_ITEMS, RETRY_RUNS, Retry, ScrapeState, WalkState
 from socialgan.storage import ObjectStore, keys
 from socialgan.validation import normalize_hashtag
 
@@ -49,11 +52,14 @@ CONTENT_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".gif": "image/gif",
 _PROGRESS_EVERY = 0.25  # seconds between job updates; each one wakes every watcher
 CHECKPOINT_SECONDS = 1.0  # most work a kill can cost: what was handled since the last one
 ANIMATED_POLICIES = ("keep", "skip")
-# Failures that say nothing about the post (our configuration, the network, an expired
-# signed CDN URL): not archived, so the next scrape tries those posts again.
-_RETRY_NEXT_RUN = frozenset({"cancelled", "blocked_address", "dns_error", "tls_error",
-                             "http_401", "http_403"})
-_MAYBE_ANIMATED = (".gif", ".webp", ".png")
+# Failures the manifest lists one by one; past this a 1.6-million-line list that all fails
+# would make a manifest of hundreds of megabytes, so the rest are only counted.
+MAX_LISTED_FAILURES = 20_000
+# With a limit, a scrape whose source yields this many candidates in a row without a usable
+# image stops there (a 1.6-million-line list of dead URLs with limit=1 once cost three
+# CPU-minutes); a re-run goes on past what this one archived.
+MAX_MISSES_IN_A_ROW = 10_000
+_NAME_CHARS = 500
 
 
 @dataclass
@@ -103,114 +109,7 @@ def check_limit(limit: int | None) -> int | None:
     return limit
 
 
-@dataclass
-class _Checked:
-    """A candidate after fetching and checking: an image (sha256 set) or a failure reason."""
-
-    item: Item
-    nbytes: int = 0
-    data: bytes = b""
-    ext: str = ""
-    sha256: str = ""
-    width: int = 0
-    height: int = 0
-    frames: int = 1
-    failure: str = ""
-    # A failure that may pass (timeout, 5xx, rate limit): not archived, tried next run.
-    transient: bool = False
-
-
-def _frame_count(data: bytes, ext: str) -> int:
-    if ext not in _MAYBE_ANIMATED:
-        return 1
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            return int(getattr(img, "n_frames", 1) or 1)
-    except (OSError, SyntaxError, ValueError):
-        return 1
-
-
-def _fetch_and_check(source: Source, item: Item, should_stop, animated: str) -> _Checked:
-    try:
-        data = source.fetch(item, should_stop)
-    except FetchError as exc:
-        return _Checked(item, failure=exc.reason,
-                        transient=exc.retryable or exc.reason in _RETRY_NEXT_RUN)
-    try:
-        decoded = images.decode_rgb(data)
-    except images.BadImage as exc:
-        return _Checked(item, nbytes=len(data), failure=exc.reason)
-    ext = images.sniff_extension(data) or ""
-    frames = _frame_count(data, ext)
-    if frames > 1 and animated == "skip":
-        return _Checked(item, nbytes=len(data), failure="animated")
-    return _Checked(item, nbytes=len(data), data=data, ext=ext,
-                    sha256=hashlib.sha256(data).hexdigest(),
-                    width=decoded.width, height=decoded.height, frames=frames)
-
-
-class _Fetcher:
-    """Fetch and check candidates, up to source.max_workers at once, at most twice that many
-    taken from the source (memory stays flat), yielding each result as it completes, so one
-    slow or rate-limited URL never holds up the others. Closing the generator stops taking
-    new candidates.
-
-    resume_cursor() is the page cursor of the oldest candidate taken but not yet handled
-    (results are handled by the caller between yields), else of the last one handled: the
-    page a stopped scrape must start again from so that it misses nothing."""
-
-    def __init__(self, source: Source, candidates: Iterator[Item], should_stop, animated: str):
-        self.source = source
-        self.candidates = candidates
-        self.should_stop = should_stop
-        self.animated = animated
-        self._unhandled: dict[int, str] = {}  # submission number -> cursor, oldest first
-        self._last: str | None = None
-
-    def resume_cursor(self, default: str | None) -> str | None:
-        for cursor in self._unhandled.values():
-            return cursor or default
-        return self._last or default
-
-    def _check(self, item: Item) -> _Checked:
-        return _fetch_and_check(self.source, item, self.should_stop, self.animated)
-
-    def results(self) -> Generator[_Checked, None, None]:
-        workers = max(1, self.source.max_workers)
-        if workers == 1:
-            for item in self.candidates:
-                self._unhandled[0] = item.cursor
-                yield self._check(item)
-                del self._unhandled[0]
-                self._last = item.cursor or self._last
-            return
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="scrape") as pool:
-            pending: dict[Future, int] = {}
-            number, exhausted = 0, False
-            try:
-                while True:
-                    while not exhausted and len(pending) < 2 * workers:
-                        item = next(self.candidates, None)
-                        if item is None:
-                            exhausted = True
-                            break
-                        pending[pool.submit(self._check, item)] = number
-                        self._unhandled[number] = item.cursor
-                        number += 1
-                    if not pending:
-                        return
-                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                    for future in sorted(done, key=pending.__getitem__):
-                        checked = future.result()
-                        yield checked
-                        del self._unhandled[pending.pop(future)]
-                        self._last = checked.item.cursor or self._last
-            finally:
-                for future in pending:
-                    future.cancel()
-
-
-def _store_image(store: ObjectStore, hashtag: str, checked: _Checked, origin: str,
+def _store_image(store: ObjectStore, hashtag: str, checked: Checked, origin: str,
                  job_id: str) -> bool:
     """Write the image and its sidecar unless the image is already stored; True if written."""
     image_key = keys.raw_image_key(hashtag, checked.sha256, checked.ext)
@@ -230,10 +129,11 @@ def _store_image(store: ObjectStore, hashtag: str, checked: _Checked, origin: st
 
 
 def _unseen(candidates: Iterator[Item], seen: set[str], walk: WalkState, paged: bool,
-            counts: ScrapeCounts) -> Iterator[Item]:
-    """Drop candidates an earlier scrape handled (counting them as found and skipped). A
-    fresh walk of a source once walked to its end stops at the first page it has entirely
-    seen: everything older was seen too."""
+            counts: ScrapeCounts, retrying: set[str]) -> Iterator[Item]:
+    """Drop candidates an earlier scrape handled (counting them as found and skipped), and
+    those this scrape takes from the retry list instead. A fresh walk of a source once
+    walked to its end stops at the first page it has entirely seen: everything older was
+    seen too (or failed transiently, and is on the retry list)."""
     stop_on_seen_page = paged and walk.walked_to_end and walk.cursor is None
     page, page_new, page_size = None, 0, 0
     for item in candidates:
@@ -242,12 +142,26 @@ def _unseen(candidates: Iterator[Item], seen: set[str], walk: WalkState, paged: 
                 return
             page, page_new, page_size = item.cursor, 0, 0
         page_size += 1
+        if item.seen_key in retrying:
+            continue
         if item.seen_key in seen:
             counts.found += 1
             counts.skipped += 1
             continue
         page_new += 1
         yield item
+
+
+def _failure_entry(checked: Checked, retry_next_run: bool) -> dict[str, Any]:
+    """How the manifest names one failed candidate: its post id, file or member name (or
+    its URL when it has nothing else), where it was read from, and why it failed."""
+    item = checked.item
+    name = item.post_id or item.location
+    entry: dict[str, Any] = {"name": clip(name, _NAME_CHARS), "reason": checked.failure,
+                             "detail": checked.detail, "retry_next_run": retry_next_run}
+    if item.location != name:
+        entry["location"] = clip(item.location, _NAME_CHARS)
+    return entry
 
 
 def run_scrape(store: ObjectStore, source: Source, hashtag: str, limit: int | None = None,
@@ -260,6 +174,10 @@ def run_scrape(store: ObjectStore, source: Source, hashtag: str, limit: int | No
     addressing still stores nothing twice). animated: "keep" (stored as they are; the
     sidecar counts the frames) or "skip" (counted as failed: animated).
 
+    Every failed candidate is listed in the manifest by name and reason (the first
+    MAX_LISTED_FAILURES of them); those that failed transiently are kept on the source's
+    retry list and fetched first by the next incremental scrape.
+
     Reports counts through job.update() and stops at the job's cancellation (raising
     Cancelled after writing the manifest). Raises FailedPrecondition when no usable image
     came out of a source that had nothing already seen; the manifest is written in every
@@ -267,6 +185,7 @@ def run_scrape(store: ObjectStore, source: Source, hashtag: str, limit: int | No
     """
     hashtag = normalize_hashtag(hashtag)
     check_limit(limit)
+    images.decode_budget()  # a bad IMAGE_DECODE_BUDGET_MB fails here, not as every image
     if animated not in ANIMATED_POLICIES:
         raise InvalidArgument("animated", f"must be one of {', '.join(ANIMATED_POLICIES)}")
     job_id = job.job_id if job is not None else (job_id or new_scrape_id(hashtag))
@@ -276,6 +195,7 @@ def run_scrape(store: ObjectStore, source: Source, hashtag: str, limit: int | No
                           raw_prefix=keys.raw_prefix(hashtag))
     counts = result.counts
     seen: dict[str, str] = {}  # sha256 -> key, in order
+    failures: list[dict[str, Any]] = []
     stop = threading.Event()
 
     def should_stop() -> bool:
@@ -306,42 +226,80 @@ def run_scrape(store: ObjectStore, source: Source, hashtag: str, limit: int | No
             "raw_prefix": result.raw_prefix, "counts": counts.as_dict(), "note": note,
             "incremental": incremental, "animated": animated,
             "sha256s": list(seen), "images": [{"sha256": s, "key": k} for s, k in seen.items()],
+            "failures": failures, "failures_not_listed": counts.failed - len(failures),
+            "retrying_next_run": len(retries),
         })
 
     state = ScrapeState(store, source.state_id(), hashtag)
     walk = state.load_walk() if incremental else WalkState()
     archived = state.load_seen() if incremental else set()
+    # A full rescan meets these items in its walk; it still resolves their entries.
+    retries: dict[str, Retry] = state.load_retries()
+    retry_first = [dataclasses.replace(r.item, cursor="") for key, r in retries.items()
+                   if incremental and key not in archived]
     resume_from = walk.cursor if source.pages else None
-    fetcher: _Fetcher | None = None
+    fetcher: Fetcher | None = None
     last_checkpoint = time.monotonic()
 
-    def checkpoint(finished: bool = False) -> None:
+    def settle(checked: Checked) -> bool:
+        """Archive a handled candidate, or keep it for the next run: True when kept."""
+        key = checked.item.seen_key
+        if not checked.transient:
+            state.mark_seen(key)
+            if retries.pop(key, None) is not None:
+                state.retries_changed()
+            return False
+        state.retries_changed()
+        earlier = retries.pop(key, None)
+        runs = earlier.runs if earlier else 0
+        if checked.failure != "cancelled":  # a stop is no attempt
+            runs += 1
+        if runs >= RETRY_RUNS or len(retries) >= MAX_RETRY_ITEMS:
+            # given up: failed transiently in RETRY_RUNS scrapes, or the list is full
+            state.mark_seen(key)
+            return False
+        retries[key] = Retry(dataclasses.replace(checked.item, cursor=""), runs,
+                             checked.failure)
+        return True
+
+    def checkpoint(finished: bool = False, final: bool = False) -> None:
         nonlocal last_checkpoint
-        state.flush()
+        state.flush()  # before the retry list: a kill between leaves an item on both
+        if not (finished or final) and not state.retries_due():
+            # The cursor waits with the retry list: a saved cursor never passes an item
+            # that failed transiently and is not yet on the saved list.
+            last_checkpoint = time.monotonic()
+            return
+        state.save_retries(retries)
         if source.pages:
             cursor = fetcher.resume_cursor(resume_from) if fetcher else resume_from
             state.save_walk(WalkState(cursor=None if finished else cursor,
                                       walked_to_end=walk.walked_to_end or finished))
         last_checkpoint = time.monotonic()
 
-    def no_items() -> Iterator[_Checked]:
+    def no_items() -> Iterator[Checked]:
         yield from ()
 
-    checked_items: Generator[_Checked, None, None] = no_items()
+    checked_items: Generator[Checked, None, None] = no_items()
     exhausted = False
+    misses = 0  # candidates in a row that gave no usable image
     try:
         report(force=True)
         note = source.prepare(store, hashtag)
         report(force=True)
-        candidates = _unseen(source.items(hashtag, resume_from), archived, walk,
-                             source.pages, counts)
-        fetcher = _Fetcher(source, candidates, should_stop, animated)
+        walked = _unseen(source.items(hashtag, resume_from), archived, walk, source.pages,
+                         counts, {item.seen_key for item in retry_first})
+        candidates = itertools.chain(retry_first, walked)
+        fetcher = Fetcher(source, candidates, should_stop, animated)
         checked_items = fetcher.results()
         for checked in checked_items:
             counts.found += 1
             counts.bytes += checked.nbytes
             if checked.failure:
+                kept_for_retry = settle(checked)
                 counts.add_failure(checked.failure)
+                if len(failures) < MAX_LISTED_FAILURES:
+                    failures.append(_failure_entry(checked, kept_for_retry))
             else:
                 counts.downloaded += 1
                 if checked.sha256 in seen:
@@ -354,8 +312,7 @@ def run_scrape(store: ObjectStore, source: Source, hashtag: str, limit: int | No
                         counts.new += 1
                     else:
                         counts.duplicates += 1
-            if not checked.transient:
-                state.mark_seen(checked.item.seen_key)
+                settle(checked)  # after storing: an archived item is always stored
             if time.monotonic() - last_checkpoint >= CHECKPOINT_SECONDS:
                 checkpoint()
             if job is not None:
@@ -363,21 +320,26 @@ def run_scrape(store: ObjectStore, source: Source, hashtag: str, limit: int | No
             report()
             if limit is not None and len(seen) >= limit:
                 break
+            misses = misses + 1 if checked.failure else 0
+            if limit is not None and misses >= MAX_MISSES_IN_A_ROW:
+                note = "; ".join(filter(None, [note, f"stopped after {misses} candidates in a "
+                                               "row gave no usable image"]))
+                break
         else:
             exhausted = not should_stop()
-        checkpoint(finished=exhausted)
+        checkpoint(finished=exhausted, final=True)
         report(force=True)
     except Cancelled:
         stop.set()
         checked_items.close()
-        checkpoint()
+        checkpoint(final=True)
         write_manifest("cancelled")
         raise
     except Exception:
         stop.set()
         checked_items.close()
         try:
-            checkpoint()
+            checkpoint(final=True)
             write_manifest("failed")
         except Exception:  # the original error is the one worth reporting
             pass

@@ -7,7 +7,9 @@
 An app bearer token (X_BEARER_TOKEN). The followers endpoint allows 15 requests per 15
 minutes: a 429 carries x-rate-limit-reset (epoch seconds), which the Downloader waits for.
 profile_banner_url names the banner without a size; "/1500x500" asks for the full one.
-The cursor kept between runs is the pagination_token of the next page.
+The cursor kept between runs is the pagination_token of the next page. The token goes to
+the host of X_API_URL only, over https (socialgan.credentials); banners are fetched
+without it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from socialgan import settings
+from socialgan.credentials import Credential
 from socialgan.errors import FailedPrecondition, InvalidArgument, NotFound
 from socialgan.scraping.api import ApiClient, expect
 from socialgan.scraping.download import Downloader
@@ -43,9 +46,12 @@ class XFollowerBannersSource(HttpSource):
         self.user_id = user_id.strip()
         self.username = username.strip().lstrip("@")
         token = settings.get("X_BEARER_TOKEN") if token is None else token
+        base_url = base_url or settings.get("X_API_URL") or ""
         self._has_token = bool(token)
-        self.api = ApiClient("x", base_url or settings.get("X_API_URL") or "", token or "",
-                             credential_var="X_BEARER_TOKEN", downloader=api_downloader)
+        self.api = ApiClient(
+            "x", base_url, Credential.bound("X_BEARER_TOKEN", token or "", [base_url],
+                                            url_var="X_API_URL"),
+            downloader=api_downloader)
 
     def describe(self) -> str:
         return f"x:{self.user_id or '@' + self.username} followers' banners"
@@ -61,6 +67,8 @@ class XFollowerBannersSource(HttpSource):
                                   f"{self.username!r} is not an X username")
         if not self._has_token:
             raise FailedPrecondition("x: no token; set X_BEARER_TOKEN")
+        if refusal := self.api.credential_refusal():
+            raise FailedPrecondition(f"x: X_API_URL: {refusal}")
 
     def _resolve(self) -> str:
         if self.user_id:

@@ -14,11 +14,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from socialgan.errors import NotFound
+from socialgan import settings
+from socialgan.errors import NotFound, SocialGanError
 from socialgan.models import generate_uint8
 from socialgan.models.export import load_generator
 from socialgan.serving import wire
-from socialgan.serving.torchserve import TorchServeClient, TorchServeError
+from socialgan.serving.residency import ModelResidency
+from socialgan.serving.torchserve_client import TorchServeClient, TorchServeError
+from socialgan.serving.upscale import Upscaled, UpscaleRequest, upscale_images
 from socialgan.storage import ObjectStore
 
 log = logging.getLogger("socialgan.serving")
@@ -32,6 +35,13 @@ class GeneratorBackend(ABC):
     @abstractmethod
     def generate(self, model_id: str, card: dict[str, Any], seed: int, count: int) -> np.ndarray:
         """count images for seed as uint8 NHWC; the same seed gives the same images."""
+
+    def generate_sized(self, model_id: str, card: dict[str, Any], seed: int, count: int,
+                       upscale: UpscaleRequest) -> Upscaled:
+        """generate() resized by upscale, run where the model runs: here, in this process
+        (TorchServe's backend sends the request to its handler, which calls the same
+        upscale_images)."""
+        return upscale_images(self.generate(model_id, card, seed, count), upscale)
 
     def prepare(self, model_id: str, card: dict[str, Any] | None = None) -> None:
         """Load model_id ahead of the first request (optional warm-up)."""
@@ -47,43 +57,100 @@ class GeneratorBackend(ABC):
 
 class TorchServeBackend(GeneratorBackend):
     """Images from TorchServe: the model is registered on first use, then served by its
-    worker through the gRPC inference API."""
+    worker through the gRPC inference API. At most residency.max_loaded models stay
+    registered; the least recently used, and any idle for residency.idle_seconds, are
+    unregistered (a sweeper thread catches the idle ones between requests)."""
 
     name = "torchserve"
 
-    def __init__(self, client: TorchServeClient):
+    def __init__(self, client: TorchServeClient, residency: ModelResidency | None = None):
         self.client = client
+        self.residency = residency or ModelResidency(max_loaded=2, idle_seconds=0)
+        self._closed = threading.Event()
+        self._sweeper: threading.Thread | None = None
+        if self.residency.idle_seconds > 0:
+            self._sweeper = threading.Thread(target=self._sweep, name="model-idle-sweeper",
+                                             daemon=True)
+            self._sweeper.start()
 
     @classmethod
     def from_settings(cls, store: ObjectStore) -> TorchServeBackend:
-        return cls(TorchServeClient.from_settings(store))
+        max_loaded = settings.get_int("TORCHSERVE_MAX_LOADED_MODELS")
+        idle_seconds = settings.get_int("TORCHSERVE_MODEL_IDLE_SECONDS")
+        if max_loaded < 1:
+            raise settings.ConfigError(
+                f"TORCHSERVE_MAX_LOADED_MODELS={max_loaded} must be at least 1")
+        if idle_seconds < 0:
+            raise settings.ConfigError(
+                f"TORCHSERVE_MODEL_IDLE_SECONDS={idle_seconds} must be 0 (never) or more")
+        return cls(TorchServeClient.from_settings(store),
+                   ModelResidency(max_loaded, idle_seconds))
+
+    def _evict(self) -> None:
+        for model_id in self.residency.take_evictions():
+            log.info("unloading model %s from TorchServe (least recently used or idle)",
+                     model_id)
+            try:
+                self.client.unregister_all(model_id)
+            except NotFound:
+                pass  # gone already (TorchServe restarted)
+            except SocialGanError as exc:
+                log.warning("could not unload %s: %s", model_id, exc)
+
+    def _sweep(self) -> None:
+        period = min(30.0, max(0.5, self.residency.idle_seconds / 4))
+        while not self._closed.wait(period):
+            try:
+                self._evict()
+            except Exception:  # noqa: BLE001 - the sweeper must outlive one bad round
+                if self._closed.is_set():
+                    return  # closed mid-round: the channel is gone
+                log.exception("unloading idle models failed")
 
     def prepare(self, model_id: str, card: dict[str, Any] | None = None) -> None:
-        self.client.ensure_registered(model_id, card)
+        with self.residency.using(model_id):
+            self._evict()
+            self.client.ensure_registered(model_id, card)
 
     def generate(self, model_id: str, card: dict[str, Any], seed: int, count: int) -> np.ndarray:
-        inputs = wire.encode_request(seed, count)
-        version = self.client.ensure_registered(model_id, card)
-        try:
-            data = self.client.predict(model_id, inputs, version)
-        except NotFound:
-            # TorchServe lost the model (restarted without snapshots): register it again once.
-            log.warning("TorchServe no longer serves %s; registering it again", model_id)
-            self.client.forget(model_id)
+        return self._predict(model_id, card, seed, count, None).images
+
+    def generate_sized(self, model_id: str, card: dict[str, Any], seed: int, count: int,
+                       upscale: UpscaleRequest) -> Upscaled:
+        return self._predict(model_id, card, seed, count, upscale)
+
+    def _predict(self, model_id: str, card: dict[str, Any], seed: int, count: int,
+                 upscale: UpscaleRequest | None) -> Upscaled:
+        inputs = wire.encode_request(seed, count, upscale)
+        with self.residency.using(model_id):
+            # Room first, so the bound holds while the new worker starts.
+            self._evict()
             version = self.client.ensure_registered(model_id, card)
-            data = self.client.predict(model_id, inputs, version)
+            try:
+                data = self.client.predict(model_id, inputs, version)
+            except NotFound:
+                # TorchServe lost the model (restarted without snapshots): register it again.
+                log.warning("TorchServe no longer serves %s; registering it again", model_id)
+                self.client.forget(model_id)
+                version = self.client.ensure_registered(model_id, card)
+                data = self.client.predict(model_id, inputs, version)
         try:
-            images = wire.decode_images(data)
+            images, upscaler, note = wire.decode_response(data)
         except ValueError as exc:
             raise TorchServeError(str(exc)) from None
         if images.shape[0] != count:
             raise TorchServeError(f"TorchServe returned {images.shape[0]} images, asked {count}")
-        return images
+        if upscale is not None and (upscaler is None or images.shape[1:3] != (
+                upscale.height, upscale.width)):
+            raise TorchServeError(f"TorchServe returned {images.shape[2]}x{images.shape[1]} "
+                                  f"images, asked {upscale.width}x{upscale.height}")
+        return Upscaled(images, upscaler or "none", note)
 
     def loaded_models(self) -> set[str]:
         return set(self.client.list_registered())
 
     def close(self) -> None:
+        self._closed.set()
         self.client.close()
 
 

@@ -1,4 +1,4 @@
-"""TorchServe custom handler: seed + count in, uint8 images (.npy bytes) out.
+"""TorchServe custom handler: seed + count (and an optional upscale) in, uint8 images out.
 
 archive.py packs this file into every .mar; TorchServe imports it in its Python worker,
 which must be an interpreter where socialgan is installed (TorchServeProcess starts
@@ -8,6 +8,10 @@ started it).
 BaseHandler's own initialize() would torch.load() without weights_only; this one loads
 the plain state_dict with weights_only=True and rebuilds the network from the model card,
 so a .mar can never run pickled code.
+
+Upscaling runs here too (serving/upscale.py, the same function the in-process backend
+calls), so full-size images never cross the generator's network twice; each upscaler is
+loaded once per worker, on its first request.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from socialgan.errors import InvalidArgument
 from socialgan.models import build_generator, generate_uint8
 from socialgan.serving import wire
 from socialgan.serving.archive import CARD_FILE, WEIGHTS_FILE
+from socialgan.serving.upscale import upscale_images
 
 log = logging.getLogger(__name__)
 
@@ -69,16 +74,23 @@ class GeneratorHandler(BaseHandler):
         results: list[bytes] = []
         for idx, request in enumerate(data):
             try:
-                seed, count = wire.decode_request(_inputs(request))
+                inputs = _inputs(request)
+                seed, count = wire.decode_request(inputs)
+                upscale = wire.decode_upscale(inputs)
+                images = generate_uint8(self.model, seed, count, self.latent_dim)
+                if upscale is None:
+                    answer = wire.encode_images(images)
+                else:
+                    done = upscale_images(images, upscale)
+                    answer = wire.encode_images(done.images, done.upscaler, done.note)
             except InvalidArgument as exc:
                 if len(data) == 1:
                     raise PredictionException(str(exc), 400) from None
                 context.set_response_status(400, str(exc), idx)
                 results.append(str(exc).encode())
                 continue
-            images = generate_uint8(self.model, seed, count, self.latent_dim)
             context.set_response_content_type(idx, NPY_CONTENT_TYPE)
-            results.append(wire.encode_images(images))
+            results.append(answer)
         return results
 
 

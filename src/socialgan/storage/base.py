@@ -11,26 +11,32 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from socialgan.errors import InvalidArgument
+from socialgan.errors import InvalidArgument, quote
+from socialgan.validation import check_utf8_bytes
 
-_SEGMENT = re.compile(r"^[\w.\-]+$")
+_SEGMENT = re.compile(r"[\w.\-]+")
+MAX_KEY_BYTES = 1024  # S3's limit on an object key
 _CHUNK = 1 << 20
 
 
-def check_key(key: str, *, prefix: bool = False) -> str:
-    """Return key if it is a safe relative object key, else raise InvalidArgument.
+def check_key(key: str, *, prefix: bool = False, field: str = "key") -> str:
+    """Return key if it is a safe relative object key, else raise InvalidArgument naming field.
 
     Keys often hold user input (hashtags, ids): no absolute paths, no '..', no empty
-    or odd segments, so a key can never name a file outside the store's root.
+    or odd segments, so a key can never name a file outside the store's root; and no
+    segment too long for a file name, no key longer than S3 allows.
     """
+    check_utf8_bytes(key, field, MAX_KEY_BYTES)
     body = key[:-1] if prefix and key.endswith("/") else key
     if prefix and body == "":
         return key
     segments = body.split("/")
     if key.startswith("/") or "\\" in key or any(
-        s in ("", ".", "..") or not _SEGMENT.match(s) for s in segments
+        s in ("", ".", "..") or not _SEGMENT.fullmatch(s) for s in segments
     ):
-        raise InvalidArgument("key", f"{key!r} is not a valid storage key")
+        raise InvalidArgument(field, f"{quote(key)} is not a valid storage key")
+    for segment in segments:
+        check_utf8_bytes(segment, field)
     return key
 
 
@@ -92,6 +98,12 @@ class ObjectStore(ABC):
     @abstractmethod
     def url(self, key: str) -> str:
         """An address a person or tool can open the object at."""
+
+    def sweep_leftovers(self, older_than_s: float | None = None) -> int:
+        """Remove what writers killed mid-write left behind (temp files, unfinished
+        uploads) older than older_than_s (None: the backend's grace period); never a
+        write in progress. Returns how many were removed. open_store() calls it."""
+        return 0
 
     def exists(self, key: str) -> bool:
         from socialgan.errors import NotFound

@@ -16,6 +16,11 @@
     posts/index.html                      the local gallery page listing every post
     runs/scrape/<job_id>.json             a scrape's manifest and final counts
     runs/train/<run_id>/options.json      a training run's options, metrics and samples
+    runs/train/<run_id>/progress.json     its latest progress (a Kubernetes Job's, for the trainer)
+    jobs/<kind>/<job_id>.json             a service job's record (scrape, filter, training):
+                                          state, progress, the request to resume it from
+    jobs/<kind>/<job_id>.cancel           a cancel request for a job another process runs
+    jobs/<kind>/active/<job_id>           marks a job running or due to resume (found by a LIST)
 """
 
 from __future__ import annotations
@@ -128,3 +133,28 @@ def run_metrics_key(run_id: str) -> str:
 
 def run_sample_key(run_id: str, step: int) -> str:
     return run_prefix(run_id) + f"samples/step-{step:08d}.png"
+
+
+def run_progress_key(run_id: str) -> str:
+    """What a run training in another process (a Kubernetes Job) last reported."""
+    return run_prefix(run_id) + "progress.json"
+
+
+def job_prefix(kind: str) -> str:
+    return f"jobs/{check_identifier(kind, 'kind')}/"
+
+
+def job_record_key(kind: str, job_id: str) -> str:
+    return job_prefix(kind) + f"{check_identifier(job_id, 'job_id')}.json"
+
+
+def job_cancel_key(kind: str, job_id: str) -> str:
+    return job_prefix(kind) + f"{check_identifier(job_id, 'job_id')}.cancel"
+
+
+def job_active_prefix(kind: str) -> str:
+    return job_prefix(kind) + "active/"
+
+
+def job_active_key(kind: str, job_id: str) -> str:
+    return job_active_prefix(kind) + check_identifier(job_id, "job_id")

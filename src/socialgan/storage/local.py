@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +24,10 @@ from socialgan.storage.base import (
 # so list() of the data tree stays a plain walk.
 _META_DIR = ".meta"
 _TMP_PREFIX = ".tmp-"
+# A temp file is a dead writer's leftover once no process holds its lock and it has not
+# changed for this long. The lock protects writes in progress; the grace covers the
+# instant between a temp file's creation and its lock, and file systems without locks.
+TEMP_GRACE_S = 60.0
 
 
 class LocalObjectStore(ObjectStore):
@@ -41,8 +47,12 @@ class LocalObjectStore(ObjectStore):
         fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as f:
+                # Held until the rename, so sweep_leftovers never takes a write in progress;
+                # the kernel drops it when the writer dies, however it dies.
+                fcntl.flock(f, fcntl.LOCK_EX)
                 write(f)
-            os.replace(tmp, path)
+                f.flush()
+                os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
@@ -108,9 +118,38 @@ class LocalObjectStore(ObjectStore):
                 if key.startswith(prefix):
                     yield key
 
+    def sweep_leftovers(self, older_than_s=None):
+        """Remove the temp files of writers that died mid-write (kill -9, a lost node):
+        unlocked and unchanged for older_than_s (default TEMP_GRACE_S)."""
+        cutoff = time.time() - (TEMP_GRACE_S if older_than_s is None else older_than_s)
+        removed = 0
+        for dirpath, _, filenames in os.walk(self.root):
+            for name in filenames:
+                if name.startswith(_TMP_PREFIX):
+                    removed += _remove_if_abandoned(Path(dirpath) / name, cutoff)
+        return removed
+
     def delete(self, key):
         self._path(key).unlink(missing_ok=True)
         self._meta_path(key).unlink(missing_ok=True)
 
     def url(self, key):
         return self._path(key).as_uri()
+
+
+def _remove_if_abandoned(path: Path, cutoff: float) -> bool:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:  # renamed by its writer meanwhile, or a link: not ours to open
+        return False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # its writer is alive and writing
+        if os.fstat(fd).st_mtime >= cutoff:
+            return False
+        path.unlink(missing_ok=True)
+        return True
+    finally:
+        os.close(fd)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import urllib3
@@ -21,6 +22,11 @@ from socialgan.storage.base import (
 # S3 multipart ETags are not content hashes, so the sha256 travels as user metadata.
 _SHA_HEADER = "x-amz-meta-sha256"
 _MISSING = {"NoSuchKey", "NoSuchObject", "NoSuchBucket"}
+# A multipart upload (minio-py uses one above 5 MiB, e.g. every checkpoint) that a killed
+# writer never completed keeps its parts in the bucket, unlisted and billed, until it is
+# aborted. S3 cannot tell a dead writer's upload from a slow live one, so only uploads
+# started this long ago are aborted (no write of ours takes an hour).
+UPLOAD_GRACE_S = 3600.0
 
 
 class S3ObjectStore(ObjectStore):
@@ -124,6 +130,27 @@ class S3ObjectStore(ObjectStore):
     def delete(self, key):
         check_key(key)
         self.client.remove_object(bucket_name=self.bucket, object_name=key)
+
+    def sweep_leftovers(self, older_than_s=None):
+        """Abort the multipart uploads that started more than older_than_s ago (default
+        UPLOAD_GRACE_S) and were never completed."""
+        grace = UPLOAD_GRACE_S if older_than_s is None else older_than_s
+        cutoff = datetime.now(timezone.utc) - timedelta(seconds=grace)
+        removed, key_marker, upload_id_marker = 0, None, None
+        while True:
+            # minio-py 7 (pinned <8) has ListMultipartUploads and AbortMultipartUpload only
+            # as these methods; its public API has no way to list unfinished uploads.
+            page = self.client._list_multipart_uploads(
+                bucket_name=self.bucket, key_marker=key_marker, upload_id_marker=upload_id_marker)
+            for upload in page.uploads:
+                if upload.initiated_time is not None and upload.initiated_time <= cutoff:
+                    self.client._abort_multipart_upload(
+                        bucket_name=self.bucket, object_name=upload.object_name,
+                        upload_id=upload.upload_id)
+                    removed += 1
+            if not page.is_truncated:
+                return removed
+            key_marker, upload_id_marker = page.next_key_marker, page.next_upload_id_marker
 
     def url(self, key):
         scheme = "https" if self.secure else "http"

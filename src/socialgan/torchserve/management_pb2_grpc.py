@@ -49,6 +49,16 @@ class ManagementAPIsServiceStub:
                 request_serializer=socialgan_dot_torchserve_dot_management__pb2.RegisterModelRequest.SerializeToString,
                 response_deserializer=socialgan_dot_torchserve_dot_management__pb2.ManagementResponse.FromString,
                 _registered_method=True)
+        self.ScaleWorker = channel.unary_unary(
+                '/org.pytorch.serve.grpc.management.ManagementAPIsService/ScaleWorker',
+                request_serializer=socialgan_dot_torchserve_dot_management__pb2.ScaleWorkerRequest.SerializeToString,
+                response_deserializer=socialgan_dot_torchserve_dot_management__pb2.ManagementResponse.FromString,
+                _registered_method=True)
+        self.SetDefault = channel.unary_unary(
+                '/org.pytorch.serve.grpc.management.ManagementAPIsService/SetDefault',
+                request_serializer=socialgan_dot_torchserve_dot_management__pb2.SetDefaultRequest.SerializeToString,
+                response_deserializer=socialgan_dot_torchserve_dot_management__pb2.ManagementResponse.FromString,
+                _registered_method=True)
         self.UnregisterModel = channel.unary_unary(
                 '/org.pytorch.serve.grpc.management.ManagementAPIsService/UnregisterModel',
                 request_serializer=socialgan_dot_torchserve_dot_management__pb2.UnregisterModelRequest.SerializeToString,
@@ -77,6 +87,18 @@ class ManagementAPIsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ScaleWorker(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetDefault(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def UnregisterModel(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -99,6 +121,16 @@ def add_ManagementAPIsServiceServicer_to_server(servicer, server):
             'RegisterModel': grpc.unary_unary_rpc_method_handler(
                     servicer.RegisterModel,
                     request_deserializer=socialgan_dot_torchserve_dot_management__pb2.RegisterModelRequest.FromString,
+                    response_serializer=socialgan_dot_torchserve_dot_management__pb2.ManagementResponse.SerializeToString,
+            ),
+            'ScaleWorker': grpc.unary_unary_rpc_method_handler(
+                    servicer.ScaleWorker,
+                    request_deserializer=socialgan_dot_torchserve_dot_management__pb2.ScaleWorkerRequest.FromString,
+                    response_serializer=socialgan_dot_torchserve_dot_management__pb2.ManagementResponse.SerializeToString,
+            ),
+            'SetDefault': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetDefault,
+                    request_deserializer=socialgan_dot_torchserve_dot_management__pb2.SetDefaultRequest.FromString,
                     response_serializer=socialgan_dot_torchserve_dot_management__pb2.ManagementResponse.SerializeToString,
             ),
             'UnregisterModel': grpc.unary_unary_rpc_method_handler(
@@ -187,6 +219,60 @@ class ManagementAPIsService:
             target,
             '/org.pytorch.serve.grpc.management.ManagementAPIsService/RegisterModel',
             socialgan_dot_torchserve_dot_management__pb2.RegisterModelRequest.SerializeToString,
+            socialgan_dot_torchserve_dot_management__pb2.ManagementResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ScaleWorker(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/org.pytorch.serve.grpc.management.ManagementAPIsService/ScaleWorker',
+            socialgan_dot_torchserve_dot_management__pb2.ScaleWorkerRequest.SerializeToString,
+            socialgan_dot_torchserve_dot_management__pb2.ManagementResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetDefault(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/org.pytorch.serve.grpc.management.ManagementAPIsService/SetDefault',
+            socialgan_dot_torchserve_dot_management__pb2.SetDefaultRequest.SerializeToString,
             socialgan_dot_torchserve_dot_management__pb2.ManagementResponse.FromString,
             options,
             channel_credentials,

@@ -1,4 +1,4 @@
-"""Training GANs on filtered datasets: options, the loop, checkpoints and resume."""
+"""Training GANs on filtered datasets: options, the plan, the loop, checkpoints and resume."""
 
 from socialgan.training.checkpoint import latest_pointer, load_latest, save_checkpoint
 from socialgan.training.config import (
@@ -8,7 +8,8 @@ from socialgan.training.config import (
     RunSpec,
     parse_options,
 )
-from socialgan.training.loop import RunPlan, prepare_run, resolve_device, train
+from socialgan.training.loop import train
+from socialgan.training.plan import RunPlan, prepare_run, resolve_device
 
 __all__ = [
     "DEFAULT_CHECKPOINT_EVERY", "DEFAULT_MODEL", "LoopOptions", "RunPlan", "RunSpec",

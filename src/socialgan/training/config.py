@@ -3,6 +3,10 @@
 Requests carry options as a flat name -> string map (gRPC, CLI); parse_options splits
 them into the loop's knobs (LoopOptions) and the architecture's (models.arch_options),
 rejecting names neither knows, so a typo never silently trains with a default.
+
+Every number a request can set has a range in RANGES, checked before anything is
+allocated (NaN is in no range, so it is refused too); the README's table of them is
+option_ranges_markdown()'s output, and a test keeps the two equal.
 """
 
 from __future__ import annotations
@@ -20,6 +24,85 @@ DEFAULT_MODEL = "dcgan-diffaug"
 LOSSES = ("bce", "hinge")
 AUGMENTS = ("color", "translation", "cutout")
 DEFAULT_CHECKPOINT_EVERY = 500
+MAX_SEED = 2**63 - 1  # the proto's int64; torch and numpy seed generators accept it
+
+
+@dataclass(frozen=True)
+class Range:
+    """A closed interval unless an end is marked open. NaN fails every comparison, so
+    it is never inside one."""
+
+    low: float
+    high: float
+    low_open: bool = False
+    high_open: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        above = value > self.low if self.low_open else value >= self.low
+        below = value < self.high if self.high_open else value <= self.high
+        return above and below
+
+    def __str__(self) -> str:
+        return (("(" if self.low_open else "[") + f"{self.low}, {self.high}"
+                + (")" if self.high_open else "]"))
+
+
+# Bounds of every numeric option and request field, by name. They stop requests that
+# cannot train (lr=inf, nc=4) or would try to allocate far more than any machine has
+# (ngf=10000000); MAX_NETWORK_PARAMETERS below bounds the combination of widths and size.
+RANGES: dict[str, Range] = {
+    # the request (RunSpec)
+    "steps": Range(0, 10**9),
+    "seconds": Range(0, 30 * 86_400),
+    "seed": Range(0, MAX_SEED),
+    "checkpoint_every": Range(1, 10**9),
+    # the loop (LoopOptions)
+    "batch_size": Range(1, 4096),
+    "lr": Range(0, 1, low_open=True),
+    "beta1": Range(0, 1, high_open=True),
+    "beta2": Range(0, 1, high_open=True),
+    "sample_count": Range(1, 64),
+    "sample_seed": Range(0, MAX_SEED),
+    "log_every": Range(1, 10**6),
+    "keep_checkpoints": Range(1, 100),
+    "metric_images": Range(1, 10_000),
+    "checkpoint_metric_images": Range(0, 10_000),
+    "ema_decay": Range(0, 1, high_open=True),
+    # the networks (models.ARCHITECTURES defaults); which values a model accepts
+    # within these (image sizes, aspects) it checks itself
+    "nz": Range(1, 1024),
+    "ngf": Range(1, 1024),
+    "ndf": Range(1, 1024),
+    "nc": Range(3, 3),
+    "image_size": Range(8, 1024),
+    "aspect": Range(1, 3),
+    "base_size": Range(8, 32),
+    "z_channels": Range(1, 256),
+}
+# Per network (G, and D): 1 GB of float32 weights, 4 GB with gradients and Adam's moments.
+MAX_NETWORK_PARAMETERS = 250_000_000
+_RANGE_NOTES = {"steps": "`budget.steps`; 0: no step limit (then seconds must be set)",
+                "seconds": "`budget.seconds`; 0: no time limit (then steps must be set)",
+                "checkpoint_metric_images": "0: no SWD at checkpoints",
+                "ema_decay": "0: no EMA generator", "nc": "datasets hold RGB images",
+                "image_size": "set by the dataset", "aspect": "set by the dataset",
+                "ngf": f"and G at most {MAX_NETWORK_PARAMETERS:,} parameters",
+                "ndf": f"and D at most {MAX_NETWORK_PARAMETERS:,} parameters"}
+
+
+def check_range(name: str, value: float, field_prefix: str = "options.") -> None:
+    """InvalidArgument naming the field and its range when value is outside it."""
+    if value not in RANGES[name]:
+        raise InvalidArgument(f"{field_prefix}{name}", f"must be in {RANGES[name]}, "
+                              f"got {str(value)[:100]}")
+
+
+def option_ranges_markdown() -> str:
+    """The README's table of option ranges (tests/test_training_options.py compares)."""
+    rows = ["| option or request field | range | note |", "|---|---|---|"]
+    rows += [f"| `{name}` | {bounds} | {_RANGE_NOTES.get(name, '')} |"
+             for name, bounds in RANGES.items()]
+    return "\n".join(rows)
 
 
 @dataclass
@@ -58,26 +141,15 @@ class LoopOptions:
     channels_last: bool = True
 
     def validate(self) -> LoopOptions:
-        positive = ("batch_size", "lr", "sample_count", "log_every",
-                    "keep_checkpoints", "metric_images")
-        if self.checkpoint_metric_images < 0:
-            raise InvalidArgument("options.checkpoint_metric_images", "must be >= 0")
+        for option in dataclasses.fields(self):
+            if option.name in RANGES:
+                check_range(option.name, getattr(self, option.name))
         if self.loss not in LOSSES:
             raise InvalidArgument("options.loss", f"{self.loss!r} is not one of {LOSSES}")
         unknown = set(self.augment_policies) - set(AUGMENTS)
         if unknown:
             raise InvalidArgument("options.augment", f"unknown {sorted(unknown)}; known: "
                                   + ", ".join(AUGMENTS))
-        if not 0 <= self.ema_decay < 1:
-            raise InvalidArgument("options.ema_decay", "must be in [0, 1)")
-        for name in positive:
-            if getattr(self, name) <= 0:
-                raise InvalidArgument(f"options.{name}", f"must be > 0, got {getattr(self, name)}")
-        for name in ("beta1", "beta2"):
-            if not 0 <= getattr(self, name) < 1:
-                raise InvalidArgument(f"options.{name}", "must be in [0, 1)")
-        if self.sample_count > 64:
-            raise InvalidArgument("options.sample_count", "at most 64")
         return self
 
     @property
@@ -116,8 +188,7 @@ def parse_options(model: str, options: Mapping[str, Any] | None,
             loop[name] = _parse_value(name, loop_defaults[name], raw)
         elif name in arch_defaults:
             arch[name] = _parse_value(name, arch_defaults[name], raw)
-            if isinstance(arch[name], int) and arch[name] <= 0:
-                raise InvalidArgument(f"options.{name}", f"must be > 0, got {arch[name]}")
+            check_range(name, arch[name])
         else:
             known = ", ".join(sorted([*loop_defaults, *arch_defaults]))
             raise InvalidArgument(f"options.{name}",
@@ -148,11 +219,11 @@ class RunSpec:
     def validate(self) -> RunSpec:
         check_identifier(self.run_id, "run_id")
         check_identifier(self.dataset_id, "dataset_id")
-        if self.steps < 0 or self.seconds < 0:
-            raise InvalidArgument("budget", "steps and seconds cannot be negative")
+        check_range("steps", self.steps, "budget.")
+        check_range("seconds", self.seconds, "budget.")
         if self.steps == 0 and self.seconds == 0:
             raise InvalidArgument("budget", "set steps or seconds (or both) above 0")
-        if self.checkpoint_every <= 0:
-            raise InvalidArgument("checkpoint_every", f"must be > 0, got {self.checkpoint_every}")
+        check_range("seed", self.seed, "")
+        check_range("checkpoint_every", self.checkpoint_every, "")
         arch_options(self.model)  # unknown model -> InvalidArgument("model")
         return self

@@ -17,7 +17,6 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,8 +24,7 @@ import torch
 from torch import nn
 
 from socialgan import metrics, settings
-from socialgan.errors import FailedPrecondition, InvalidArgument
-from socialgan.filtering import load_dataset, read_manifest
+from socialgan.filtering import load_dataset
 from socialgan.images import encode, make_grid
 from socialgan.jobs import Cancelled
 from socialgan.models import TITLES, build_discriminator, build_generator, generate_uint8
@@ -34,8 +32,10 @@ from socialgan.models.export import export_generator
 from socialgan.storage import ObjectStore, keys
 from socialgan.training import artifacts, distributed
 from socialgan.training.augment import diff_augment
-from socialgan.training.checkpoint import latest_pointer, load_latest, save_checkpoint
-from socialgan.training.config import DEFAULT_MODEL, LoopOptions, RunSpec, parse_options
+from socialgan.training.checkpoint import load_latest, save_checkpoint
+from socialgan.training.config import RunSpec
+from socialgan.training.losses import LossWindow, check_finite_weights, loss_of_d, loss_of_g
+from socialgan.training.plan import prepare_run, resolve_device
 
 log = logging.getLogger("socialgan.training")
 
@@ -46,79 +46,6 @@ REPORT_EVERY_S = 0.5  # progress (and the cancel check) at most this often
 # Seed of the latents the final metrics use; apart from sample_seed so the grids
 # people see are not the images the metric was computed on.
 METRIC_SEED = 1_000_003
-
-
-def resolve_device(name: str | None = None) -> torch.device:
-    """TRAINER_DEVICE: 'auto' takes the GPU when there is one."""
-    name = (name or settings.get("TRAINER_DEVICE") or "auto").lower()
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise FailedPrecondition("TRAINER_DEVICE=cuda but torch sees no CUDA device")
-    if name not in ("cpu", "cuda"):
-        raise FailedPrecondition(f"TRAINER_DEVICE={name!r}: use auto, cpu or cuda")
-    return torch.device(name)
-
-
-@dataclass
-class RunPlan:
-    """A request checked against storage: what train() will do."""
-
-    spec: RunSpec  # run_id, dataset_id and model filled in
-    loop: LoopOptions
-    arch_options: dict[str, Any]
-    dataset: dict[str, Any]  # the dataset manifest
-    resume_step: int | None  # step of the checkpoint a resumed run starts from
-
-    @property
-    def latent_dim(self) -> int:
-        return int(self.arch_options["nz"])
-
-
-def prepare_run(store: ObjectStore, spec: RunSpec) -> RunPlan:
-    """Validate a request without training: the budget, the options, the dataset (NotFound
-    if missing) and whether the model can make its images. A run_id that already has a
-    checkpoint is a resume: its dataset, model and options are the saved ones. An empty
-    run_id gets a new one, '<hashtag>-<yyyymmdd-hhmmss>-<4hex>'."""
-    spec = dataclasses.replace(spec, options=dict(spec.options))
-    pointer = latest_pointer(store, spec.run_id) if spec.run_id else None
-    if pointer is not None:
-        saved = store.get_json(keys.run_options_key(spec.run_id))
-        for name in ("dataset_id", "model", "options"):
-            given = getattr(spec, name)
-            if given and given != saved[name]:
-                raise InvalidArgument(
-                    name, f"run {spec.run_id!r} was started with {saved[name]!r}; a resumed run "
-                    "keeps its dataset, model and options (leave them empty, or pick a new run_id)")
-            setattr(spec, name, saved[name])
-    spec.model = spec.model or DEFAULT_MODEL
-    if not spec.dataset_id:
-        raise InvalidArgument("dataset_id", "is empty; give the id FilterDataset returned")
-    manifest = read_manifest(store, spec.dataset_id)
-    if not spec.run_id:
-        spec.run_id = keys.new_id(manifest["hashtag"])
-    spec.validate()
-    loop, arch = parse_options(spec.model, spec.options,
-                               fixed={"image_size": manifest["height"],
-                                      "aspect": max(1, manifest["width"] // manifest["height"])})
-    _check_output_shape(spec.model, arch, manifest)
-    return RunPlan(spec, loop, arch, manifest, pointer["step"] if pointer else None)
-
-
-def _check_output_shape(model: str, arch: dict[str, Any], manifest: dict[str, Any]) -> None:
-    # Asking the network itself keeps this right for every architecture in the registry.
-    want = (manifest["height"], manifest["width"])
-    try:
-        with torch.no_grad(), torch.random.fork_rng(devices=[]):
-            got = tuple(build_generator(model, arch).eval()(
-                torch.zeros(1, int(arch["nz"]), 1, 1)).shape[-2:])
-    except ValueError as exc:
-        raise InvalidArgument("dataset_id", f"{model} cannot train on {want[1]}x{want[0]} "
-                              f"images: {exc}") from None
-    if got != want:
-        raise InvalidArgument("dataset_id", f"{model} makes {got[1]}x{got[0]} images; dataset "
-                              f"{manifest['dataset_id']!r} holds {want[1]}x{want[0]} "
-                              f"({manifest['aspect']})")
 
 
 def _method(model: str, width: int, height: int, steps: int, images: int) -> str:
@@ -142,6 +69,17 @@ def _generate(netG: nn.Module, seed: int, count: int, latent_dim: int,
     finally:
         netG.train(was_training)
     return np.concatenate(parts)
+
+
+@torch.no_grad()
+def _update_ema(netG_ema: nn.Module, netG: nn.Module, max_decay: float, step: int) -> None:
+    # Warm-up: early on the average spans fewer steps, so short runs are not dominated
+    # by the random initial weights.
+    decay = min(max_decay, (1 + step) / (10 + step))
+    for p_ema, p in zip(netG_ema.parameters(), netG.parameters(), strict=True):
+        p_ema.lerp_(p, 1 - decay)
+    for b_ema, b in zip(netG_ema.buffers(), netG.buffers(), strict=True):
+        b_ema.copy_(b)
 
 
 def train(store: ObjectStore, spec: RunSpec, report: Report | None = None,
@@ -187,8 +125,9 @@ def train(store: ObjectStore, spec: RunSpec, report: Report | None = None,
     noise_rng = torch.Generator(device=device).manual_seed(spec.seed + 1)
     aug_rng = torch.Generator(device=device).manual_seed(spec.seed + 2)
     policies = opts.augment_policies
+    window = LossWindow(device)
 
-    step, history, samples, metric_history = 0, [], [], []
+    step, history, samples, metric_history, seconds_before = 0, [], [], [], 0.0
     if plan.resume_step is not None:
         state = load_latest(store, run_id)
         assert state is not None
@@ -202,8 +141,11 @@ def train(store: ObjectStore, spec: RunSpec, report: Report | None = None,
         noise_rng.set_state(state["rng"]["noise"])
         if "augment" in state["rng"]:
             aug_rng.set_state(state["rng"]["augment"])
+        if "loss_window" in state:
+            window.load_state_dict(state["loss_window"])
         step, history, samples = state["step"], state["history"], state["samples"]
         metric_history = state.get("metric_history", [])
+        seconds_before = state.get("seconds", 0.0)
         log.info("resuming %s from step %d", run_id, step)
     if ranks.rank:  # other ranks draw other batches and latents than rank 0 (saved above)
         data_rng.manual_seed(spec.seed + 7919 * ranks.rank + step)
@@ -233,6 +175,9 @@ def train(store: ObjectStore, spec: RunSpec, report: Report | None = None,
         "samples_written": len(samples), "export_prefix": "",
     }
 
+    def run_seconds() -> float:  # training time over every attempt of the run
+        return seconds_before + time.monotonic() - t0
+
     def write_history() -> None:
         if not ranks.is_main:
             return
@@ -240,25 +185,36 @@ def train(store: ObjectStore, spec: RunSpec, report: Report | None = None,
             "run_id": run_id, "step": step, "history": history, "samples": samples,
             "metric_history": metric_history, "metrics": progress["metrics"]})
 
-    def checkpoint() -> None:
-        nonlocal checkpointed_step
+    def require_finite() -> None:  # diverged() before anything non-finite is kept
+        window.mean(step)
+        check_finite_weights(step, (netG, netD, netG_ema))
+
+    def record_grid_and_swd() -> None:
+        """The fixed-seed sample grid and the SWD of this step, for the run files."""
+        require_finite()
         if not ranks.is_main:
-            checkpointed_step = step
             return
         sample = make_grid(_generate(sampler, opts.sample_seed, opts.sample_count, nz),
                            columns=math.ceil(math.sqrt(opts.sample_count)))
         sample_key = keys.run_sample_key(run_id, step)
         store.put_bytes(sample_key, encode(sample), "image/png")
         samples.append(sample_key)
-        if opts.checkpoint_metric_images and (not metric_history
-                                              or metric_history[-1]["step"] != step):
+        if opts.checkpoint_metric_images:
             pick = np.random.default_rng(spec.seed).permutation(len(images))[
                 : opts.checkpoint_metric_images]
             swd = metrics.compute(images[pick], _generate(sampler, METRIC_SEED, len(pick), nz),
                                   ("swd",), seed=spec.seed)["swd"]
-            metric_history.append({"step": step, "swd": swd,
-                                   "seconds": time.monotonic() - t0})
+            metric_history.append({"step": step, "swd": swd, "seconds": run_seconds()})
             progress["metrics"] = {**progress["metrics"], "swd": swd}
+        progress.update(latest_sample_key=sample_key, samples_written=len(samples))
+
+    def checkpoint() -> None:
+        """Save the full state, if it is still finite, then the run files."""
+        nonlocal checkpointed_step
+        require_finite()
+        checkpointed_step = step
+        if not ranks.is_main:
+            return
         state = {
             "format": 2, "step": step, "run_id": run_id, "dataset_id": spec.dataset_id,
             "model": spec.model, "arch_options": plan.arch_options,
@@ -266,14 +222,13 @@ def train(store: ObjectStore, spec: RunSpec, report: Report | None = None,
             "netD": netD.state_dict(), "optG": optG.state_dict(), "optD": optD.state_dict(),
             "netG_ema": netG_ema.state_dict() if netG_ema is not None else None,
             "rng": {"data": data_rng.get_state(), "noise": noise_rng.get_state(),
-                    "augment": aug_rng.get_state()},
+                    "augment": aug_rng.get_state()}, "loss_window": window.state_dict(),
             "history": history, "samples": samples, "metric_history": metric_history,
+            "seconds": run_seconds(),
         }
         key = save_checkpoint(store, run_id, step, state, keep=opts.keep_checkpoints)
-        checkpointed_step = step
         write_history()
-        progress.update(latest_checkpoint_key=key, latest_sample_key=sample_key,
-                        samples_written=len(samples))
+        progress.update(latest_checkpoint_key=key)
 
     def next_batch() -> torch.Tensor:
         # Random minibatch (with replacement) -> float in [-1, 1], NCHW view of NHWC data
@@ -281,39 +236,13 @@ def train(store: ObjectStore, spec: RunSpec, report: Report | None = None,
         index = torch.randint(len(data), (bs,), generator=data_rng).to(device)
         return data[index].permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
 
-    bce = nn.functional.binary_cross_entropy_with_logits
-    relu = nn.functional.relu
-
-    def D(x: torch.Tensor) -> torch.Tensor:
+    def discriminate(x: torch.Tensor) -> torch.Tensor:  # every D input augmented alike
         return trainD(diff_augment(x, policies, aug_rng) if policies else x)
 
-    def loss_of_d(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-        if opts.loss == "hinge":
-            return relu(1 - real_logits).mean() + relu(1 + fake_logits).mean()
-        return (bce(real_logits, torch.ones_like(real_logits))
-                + bce(fake_logits, torch.zeros_like(fake_logits)))
-
-    def loss_of_g(fake_logits: torch.Tensor) -> torch.Tensor:
-        if opts.loss == "hinge":
-            return -fake_logits.mean()
-        return bce(fake_logits, torch.ones_like(fake_logits))
-
-    @torch.no_grad()
-    def update_ema() -> None:
-        # Warm-up: early on the average spans fewer steps, so short runs are not
-        # dominated by the random initial weights.
-        decay = min(opts.ema_decay, (1 + step) / (10 + step))
-        for p_ema, p in zip(netG_ema.parameters(), netG.parameters(), strict=True):
-            p_ema.lerp_(p, 1 - decay)
-        for b_ema, b in zip(netG_ema.buffers(), netG.buffers(), strict=True):
-            b_ema.copy_(b)
     use_amp = opts.amp and device.type == "cuda"
     t0 = time.monotonic()
     deadline = t0 + spec.seconds if spec.seconds else math.inf
-    # Losses are summed on the device and read once per window: reading them every
-    # step would make a GPU wait for each step to finish.
-    loss_sum = torch.zeros(2, device=device)
-    window_steps, last_report, report_step = 0, t0, step
+    last_report, report_step = t0, step
 
     def budget_left() -> bool:
         # With several ranks they must agree, or one would wait for the others forever.
@@ -330,42 +259,38 @@ def train(store: ObjectStore, spec: RunSpec, report: Report | None = None,
             real = next_batch()
             z = torch.randn(bs, nz, 1, 1, device=device, generator=noise_rng)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                # D: tell real from fake (every D input augmented alike when augment is set).
+                # D: tell real from fake.
                 fake = trainG(z)
                 if ranks.world > 1:  # DDP: one D forward per backward
-                    logits = D(torch.cat([real, fake.detach()]))
-                    loss_d = loss_of_d(logits[: len(logits) // 2], logits[len(logits) // 2:])
+                    logits = discriminate(torch.cat([real, fake.detach()]))
+                    loss_d = loss_of_d(opts.loss, logits[: len(logits) // 2],
+                                       logits[len(logits) // 2:])
                 else:
-                    loss_d = loss_of_d(D(real), D(fake.detach()))
+                    loss_d = loss_of_d(opts.loss, discriminate(real),
+                                       discriminate(fake.detach()))
             optD.zero_grad(set_to_none=True)
             loss_d.backward()
             optD.step()
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                # G: make D call the fakes real (non-saturating BCE, or hinge's -D(G(z))).
-                loss_g = loss_of_g(D(fake))
+                loss_g = loss_of_g(opts.loss, discriminate(fake))  # G: make D call fakes real
             optG.zero_grad(set_to_none=True)
             loss_g.backward()
             optG.step()
             if netG_ema is not None:
-                update_ema()
+                _update_ema(netG_ema, netG, opts.ema_decay, step)
             step += 1
-            loss_sum += torch.stack([loss_d.detach(), loss_g.detach()]).float()
-            window_steps += 1
+            window.add(loss_d, loss_g)
 
-            if window_steps == opts.log_every or not budget_left():
-                loss_d_mean, loss_g_mean = (loss_sum / window_steps).tolist()
-                progress["losses"] = {"loss_d": loss_d_mean, "loss_g": loss_g_mean}
-                history.append({"step": step, "loss_d": loss_d_mean, "loss_g": loss_g_mean,
-                                "seconds": time.monotonic() - t0})
-                loss_sum.zero_()
-                window_steps = 0
+            if window.steps == opts.log_every:
+                history.append(window.close(step, run_seconds()))
+                progress["losses"] = {k: history[-1][k] for k in ("loss_d", "loss_g")}
             if step % spec.checkpoint_every == 0:
+                record_grid_and_swd()
                 checkpoint()
             now = time.monotonic()
             if now - last_report >= REPORT_EVERY_S or step % spec.checkpoint_every == 0:
-                if window_steps:
-                    loss_d_now, loss_g_now = (loss_sum / window_steps).tolist()
-                    progress["losses"] = {"loss_d": loss_d_now, "loss_g": loss_g_now}
+                if window.steps:
+                    progress["losses"] = window.mean(step)
                 progress["images_per_second"] = (step - report_step) * bs / max(
                     now - last_report, 1e-6)
                 progress["step"] = step
@@ -389,7 +314,14 @@ def train(store: ObjectStore, spec: RunSpec, report: Report | None = None,
     progress["step"] = step
     progress["images_per_second"] = trained * bs / elapsed if trained and elapsed > 0 else 0.0
     if checkpointed_step != step:
+        # An end between two checkpoint_every steps: its grid, SWD and last loss window go
+        # to the run files after the state is saved, never into it, so a later resume
+        # records the same histories an uninterrupted run does.
         checkpoint()
+        record_grid_and_swd()
+    if window.steps:
+        history.append(window.close(step, run_seconds()))
+        progress["losses"] = {k: history[-1][k] for k in ("loss_d", "loss_g")}
     report(message=f"step {step}: computing metrics", fraction_done=fraction(), **progress)
 
     # Metrics: a fixed random subset of the real images vs as many generated ones.

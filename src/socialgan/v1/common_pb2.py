@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19socialgan/v1/common.proto\x12\x0csocialgan.v1\"\x96\x01\n\tJobStatus\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12%\n\x05state\x18\x02 \x01(\x0e\x32\x16.socialgan.v1.JobState\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x14\n\x0c\x63reated_unix\x18\x04 \x01(\x01\x12\x14\n\x0cupdated_unix\x18\x05 \x01(\x01\x12\x15\n\rfraction_done\x18\x06 \x01(\x01*\x9a\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x05*F\n\x06\x41spect\x12\x16\n\x12\x41SPECT_UNSPECIFIED\x10\x00\x12\x11\n\rASPECT_SQUARE\x10\x01\x12\x11\n\rASPECT_BANNER\x10\x02*o\n\x0bImageFormat\x12\x1c\n\x18IMAGE_FORMAT_UNSPECIFIED\x10\x00\x12\x14\n\x10IMAGE_FORMAT_PNG\x10\x01\x12\x15\n\x11IMAGE_FORMAT_JPEG\x10\x02\x12\x15\n\x11IMAGE_FORMAT_WEBP\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19socialgan/v1/common.proto\x12\x0csocialgan.v1\"\x96\x01\n\tJobStatus\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12%\n\x05state\x18\x02 \x01(\x0e\x32\x16.socialgan.v1.JobState\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x14\n\x0c\x63reated_unix\x18\x04 \x01(\x01\x12\x14\n\x0cupdated_unix\x18\x05 \x01(\x01\x12\x15\n\rfraction_done\x18\x06 \x01(\x01*\xb5\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x05\x12\x19\n\x15JOB_STATE_INTERRUPTED\x10\x06*F\n\x06\x41spect\x12\x16\n\x12\x41SPECT_UNSPECIFIED\x10\x00\x12\x11\n\rASPECT_SQUARE\x10\x01\x12\x11\n\rASPECT_BANNER\x10\x02*o\n\x0bImageFormat\x12\x1c\n\x18IMAGE_FORMAT_UNSPECIFIED\x10\x00\x12\x14\n\x10IMAGE_FORMAT_PNG\x10\x01\x12\x15\n\x11IMAGE_FORMAT_JPEG\x10\x02\x12\x15\n\x11IMAGE_FORMAT_WEBP\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,11 +32,11 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'socialgan.v1.common_pb2', _
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_JOBSTATE']._serialized_start=197
-  _globals['_JOBSTATE']._serialized_end=351
-  _globals['_ASPECT']._serialized_start=353
-  _globals['_ASPECT']._serialized_end=423
-  _globals['_IMAGEFORMAT']._serialized_start=425
-  _globals['_IMAGEFORMAT']._serialized_end=536
+  _globals['_JOBSTATE']._serialized_end=378
+  _globals['_ASPECT']._serialized_start=380
+  _globals['_ASPECT']._serialized_end=450
+  _globals['_IMAGEFORMAT']._serialized_start=452
+  _globals['_IMAGEFORMAT']._serialized_end=563
   _globals['_JOBSTATUS']._serialized_start=44
   _globals['_JOBSTATUS']._serialized_end=194
 # @@protoc_insertion_point(module_scope)

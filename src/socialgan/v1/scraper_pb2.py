@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from socialgan.v1 import common_pb2 as socialgan_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1asocialgan/v1/scraper.proto\x12\x0csocialgan.v1\x1a\x19socialgan/v1/common.proto\"\x1c\n\x0c\x46olderSource\x12\x0c\n\x04path\x18\x01 \x01(\t\"+\n\rUrlListSource\x12\x0c\n\x04urls\x18\x01 \x03(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\"7\n\x16InstagramHashtagSource\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0c\n\x04\x65\x64ge\x18\x02 \x01(\t\"-\n\x15MastodonHashtagSource\x12\x14\n\x0cinstance_url\x18\x01 \x01(\t\";\n\x16XFollowerBannersSource\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x10\n\x08username\x18\x02 \x01(\t\"\xbd\x02\n\nSourceSpec\x12\x0e\n\x04spec\x18\x01 \x01(\tH\x00\x12,\n\x06\x66older\x18\x02 \x01(\x0b\x32\x1a.socialgan.v1.FolderSourceH\x00\x12/\n\x08url_list\x18\x03 \x01(\x0b\x32\x1b.socialgan.v1.UrlListSourceH\x00\x12\x39\n\tinstagram\x18\x04 \x01(\x0b\x32$.socialgan.v1.InstagramHashtagSourceH\x00\x12\x37\n\x08mastodon\x18\x05 \x01(\x0b\x32#.socialgan.v1.MastodonHashtagSourceH\x00\x12\x42\n\x12x_follower_banners\x18\x06 \x01(\x0b\x32$.socialgan.v1.XFollowerBannersSourceH\x00\x42\x08\n\x06source\"\x99\x01\n\x12StartScrapeRequest\x12(\n\x06source\x18\x01 \x01(\x0b\x32\x18.socialgan.v1.SourceSpec\x12\x0f\n\x07hashtag\x18\x02 \x01(\t\x12\x12\n\x05limit\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12\x13\n\x0b\x66ull_rescan\x18\x04 \x01(\x08\x12\x15\n\rskip_animated\x18\x05 \x01(\x08\x42\x08\n\x06_limit\"\x9e\x02\n\x0cScrapeCounts\x12\r\n\x05\x66ound\x18\x01 \x01(\x03\x12\x12\n\ndownloaded\x18\x02 \x01(\x03\x12\x12\n\nduplicates\x18\x03 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x04 \x01(\x03\x12H\n\x10\x66\x61iled_by_reason\x18\x05 \x03(\x0b\x32..socialgan.v1.ScrapeCounts.FailedByReasonEntry\x12\r\n\x05\x62ytes\x18\x06 \x01(\x03\x12\x19\n\x11images_per_second\x18\x07 \x01(\x01\x12\x0f\n\x07skipped\x18\x08 \x01(\x03\x12\x0b\n\x03new\x18\t \x01(\x03\x1a\x35\n\x13\x46\x61iledByReasonEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\xab\x01\n\tScrapeJob\x12\'\n\x06status\x18\x01 \x01(\x0b\x32\x17.socialgan.v1.JobStatus\x12\x0f\n\x07hashtag\x18\x02 \x01(\t\x12\x0e\n\x06source\x18\x03 \x01(\t\x12*\n\x06\x63ounts\x18\x04 \x01(\x0b\x32\x1a.socialgan.v1.ScrapeCounts\x12\x14\n\x0cmanifest_key\x18\x05 \x01(\t\x12\x12\n\nraw_prefix\x18\x06 \x01(\t\"$\n\x12WatchScrapeRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\"\n\x10GetScrapeRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"%\n\x13\x43\x61ncelScrapeRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\">\n\x17ListTrendingTagsRequest\x12\x14\n\x0cinstance_url\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\"f\n\x0bTrendingTag\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x12\n\nuses_today\x18\x03 \x01(\x03\x12\x11\n\tuses_week\x18\x04 \x01(\x03\x12\x15\n\raccounts_week\x18\x05 \x01(\x03\"C\n\x18ListTrendingTagsResponse\x12\'\n\x04tags\x18\x01 \x03(\x0b\x32\x19.socialgan.v1.TrendingTag2\x9b\x03\n\x0eScraperService\x12H\n\x0bStartScrape\x12 .socialgan.v1.StartScrapeRequest\x1a\x17.socialgan.v1.ScrapeJob\x12J\n\x0bWatchScrape\x12 .socialgan.v1.WatchScrapeRequest\x1a\x17.socialgan.v1.ScrapeJob0\x01\x12\x44\n\tGetScrape\x12\x1e.socialgan.v1.GetScrapeRequest\x1a\x17.socialgan.v1.ScrapeJob\x12J\n\x0c\x43\x61ncelScrape\x12!.socialgan.v1.CancelScrapeRequest\x1a\x17.socialgan.v1.ScrapeJob\x12\x61\n\x10ListTrendingTags\x12%.socialgan.v1.ListTrendingTagsRequest\x1a&.socialgan.v1.ListTrendingTagsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1asocialgan/v1/scraper.proto\x12\x0csocialgan.v1\x1a\x19socialgan/v1/common.proto\"\x1c\n\x0c\x46olderSource\x12\x0c\n\x04path\x18\x01 \x01(\t\"+\n\rUrlListSource\x12\x0c\n\x04urls\x18\x01 \x03(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\"7\n\x16InstagramHashtagSource\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0c\n\x04\x65\x64ge\x18\x02 \x01(\t\"-\n\x15MastodonHashtagSource\x12\x14\n\x0cinstance_url\x18\x01 \x01(\t\";\n\x16XFollowerBannersSource\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x10\n\x08username\x18\x02 \x01(\t\"\xbd\x02\n\nSourceSpec\x12\x0e\n\x04spec\x18\x01 \x01(\tH\x00\x12,\n\x06\x66older\x18\x02 \x01(\x0b\x32\x1a.socialgan.v1.FolderSourceH\x00\x12/\n\x08url_list\x18\x03 \x01(\x0b\x32\x1b.socialgan.v1.UrlListSourceH\x00\x12\x39\n\tinstagram\x18\x04 \x01(\x0b\x32$.socialgan.v1.InstagramHashtagSourceH\x00\x12\x37\n\x08mastodon\x18\x05 \x01(\x0b\x32#.socialgan.v1.MastodonHashtagSourceH\x00\x12\x42\n\x12x_follower_banners\x18\x06 \x01(\x0b\x32$.socialgan.v1.XFollowerBannersSourceH\x00\x42\x08\n\x06source\"\x99\x01\n\x12StartScrapeRequest\x12(\n\x06source\x18\x01 \x01(\x0b\x32\x18.socialgan.v1.SourceSpec\x12\x0f\n\x07hashtag\x18\x02 \x01(\t\x12\x12\n\x05limit\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12\x13\n\x0b\x66ull_rescan\x18\x04 \x01(\x08\x12\x15\n\rskip_animated\x18\x05 \x01(\x08\x42\x08\n\x06_limit\"\x9e\x02\n\x0cScrapeCounts\x12\r\n\x05\x66ound\x18\x01 \x01(\x03\x12\x12\n\ndownloaded\x18\x02 \x01(\x03\x12\x12\n\nduplicates\x18\x03 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x04 \x01(\x03\x12H\n\x10\x66\x61iled_by_reason\x18\x05 \x03(\x0b\x32..socialgan.v1.ScrapeCounts.FailedByReasonEntry\x12\r\n\x05\x62ytes\x18\x06 \x01(\x03\x12\x19\n\x11images_per_second\x18\x07 \x01(\x01\x12\x0f\n\x07skipped\x18\x08 \x01(\x03\x12\x0b\n\x03new\x18\t \x01(\x03\x1a\x35\n\x13\x46\x61iledByReasonEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\xab\x01\n\tScrapeJob\x12\'\n\x06status\x18\x01 \x01(\x0b\x32\x17.socialgan.v1.JobStatus\x12\x0f\n\x07hashtag\x18\x02 \x01(\t\x12\x0e\n\x06source\x18\x03 \x01(\t\x12*\n\x06\x63ounts\x18\x04 \x01(\x0b\x32\x1a.socialgan.v1.ScrapeCounts\x12\x14\n\x0cmanifest_key\x18\x05 \x01(\t\x12\x12\n\nraw_prefix\x18\x06 \x01(\t\"\x84\x01\n\x13UploadImagesRequest\x12*\n\x05start\x18\x01 \x01(\x0b\x32\x19.socialgan.v1.UploadStartH\x00\x12(\n\x04\x66ile\x18\x02 \x01(\x0b\x32\x18.socialgan.v1.UploadFileH\x00\x12\x0f\n\x05\x63hunk\x18\x03 \x01(\x0cH\x00\x42\x06\n\x04part\"b\n\x0bUploadStart\x12\x0f\n\x07hashtag\x18\x01 \x01(\t\x12\x12\n\x05limit\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12\x15\n\rskip_animated\x18\x03 \x01(\x08\x12\r\n\x05label\x18\x04 \x01(\tB\x08\n\x06_limit\"\x1a\n\nUploadFile\x12\x0c\n\x04name\x18\x01 \x01(\t\"$\n\x12WatchScrapeRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\"\n\x10GetScrapeRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"%\n\x13\x43\x61ncelScrapeRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\">\n\x17ListTrendingTagsRequest\x12\x14\n\x0cinstance_url\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\"f\n\x0bTrendingTag\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x12\n\nuses_today\x18\x03 \x01(\x03\x12\x11\n\tuses_week\x18\x04 \x01(\x03\x12\x15\n\raccounts_week\x18\x05 \x01(\x03\"C\n\x18ListTrendingTagsResponse\x12\'\n\x04tags\x18\x01 \x03(\x0b\x32\x19.socialgan.v1.TrendingTag\";\n\x12ListScrapesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"U\n\x13ListScrapesResponse\x12%\n\x04jobs\x18\x01 \x03(\x0b\x32\x17.socialgan.v1.ScrapeJob\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xbd\x04\n\x0eScraperService\x12H\n\x0bStartScrape\x12 .socialgan.v1.StartScrapeRequest\x1a\x17.socialgan.v1.ScrapeJob\x12J\n\x0bWatchScrape\x12 .socialgan.v1.WatchScrapeRequest\x1a\x17.socialgan.v1.ScrapeJob0\x01\x12\x44\n\tGetScrape\x12\x1e.socialgan.v1.GetScrapeRequest\x1a\x17.socialgan.v1.ScrapeJob\x12J\n\x0c\x43\x61ncelScrape\x12!.socialgan.v1.CancelScrapeRequest\x1a\x17.socialgan.v1.ScrapeJob\x12R\n\x0bListScrapes\x12 .socialgan.v1.ListScrapesRequest\x1a!.socialgan.v1.ListScrapesResponse\x12L\n\x0cUploadImages\x12!.socialgan.v1.UploadImagesRequest\x1a\x17.socialgan.v1.ScrapeJob(\x01\x12\x61\n\x10ListTrendingTags\x12%.socialgan.v1.ListTrendingTagsRequest\x1a&.socialgan.v1.ListTrendingTagsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -54,18 +54,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SCRAPECOUNTS_FAILEDBYREASONENTRY']._serialized_end=1074
   _globals['_SCRAPEJOB']._serialized_start=1077
   _globals['_SCRAPEJOB']._serialized_end=1248
-  _globals['_WATCHSCRAPEREQUEST']._serialized_start=1250
-  _globals['_WATCHSCRAPEREQUEST']._serialized_end=1286
-  _globals['_GETSCRAPEREQUEST']._serialized_start=1288
-  _globals['_GETSCRAPEREQUEST']._serialized_end=1322
-  _globals['_CANCELSCRAPEREQUEST']._serialized_start=1324
-  _globals['_CANCELSCRAPEREQUEST']._serialized_end=1361
-  _globals['_LISTTRENDINGTAGSREQUEST']._serialized_start=1363
-  _globals['_LISTTRENDINGTAGSREQUEST']._serialized_end=1425
-  _globals['_TRENDINGTAG']._serialized_start=1427
-  _globals['_TRENDINGTAG']._serialized_end=1529
-  _globals['_LISTTRENDINGTAGSRESPONSE']._serialized_start=1531
-  _globals['_LISTTRENDINGTAGSRESPONSE']._serialized_end=1598
-  _globals['_SCRAPERSERVICE']._serialized_start=1601
-  _globals['_SCRAPERSERVICE']._serialized_end=2012
+  _globals['_UPLOADIMAGESREQUEST']._serialized_start=1251
+  _globals['_UPLOADIMAGESREQUEST']._serialized_end=1383
+  _globals['_UPLOADSTART']._serialized_start=1385
+  _globals['_UPLOADSTART']._serialized_end=1483
+  _globals['_UPLOADFILE']._serialized_start=1485
+  _globals['_UPLOADFILE']._serialized_end=1511
+  _globals['_WATCHSCRAPEREQUEST']._serialized_start=1513
+  _globals['_WATCHSCRAPEREQUEST']._serialized_end=1549
+  _globals['_GETSCRAPEREQUEST']._serialized_start=1551
+  _globals['_GETSCRAPEREQUEST']._serialized_end=1585
+  _globals['_CANCELSCRAPEREQUEST']._serialized_start=1587
+  _globals['_CANCELSCRAPEREQUEST']._serialized_end=1624
+  _globals['_LISTTRENDINGTAGSREQUEST']._serialized_start=1626
+  _globals['_LISTTRENDINGTAGSREQUEST']._serialized_end=1688
+  _globals['_TRENDINGTAG']._serialized_start=1690
+  _globals['_TRENDINGTAG']._serialized_end=1792
+  _globals['_LISTTRENDINGTAGSRESPONSE']._serialized_start=1794
+  _globals['_LISTTRENDINGTAGSRESPONSE']._serialized_end=1861
+  _globals['_LISTSCRAPESREQUEST']._serialized_start=1863
+  _globals['_LISTSCRAPESREQUEST']._serialized_end=1922
+  _globals['_LISTSCRAPESRESPONSE']._serialized_start=1924
+  _globals['_LISTSCRAPESRESPONSE']._serialized_end=2009
+  _globals['_SCRAPERSERVICE']._serialized_start=2012
+  _globals['_SCRAPERSERVICE']._serialized_end=2585
 # @@protoc_insertion_point(module_scope)

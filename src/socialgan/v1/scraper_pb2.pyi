@@ -118,6 +118,34 @@ class ScrapeJob(_message.Message):
     raw_prefix: str
     def __init__(self, status: _Optional[_Union[_common_pb2.JobStatus, _Mapping]] = ..., hashtag: _Optional[str] = ..., source: _Optional[str] = ..., counts: _Optional[_Union[ScrapeCounts, _Mapping]] = ..., manifest_key: _Optional[str] = ..., raw_prefix: _Optional[str] = ...) -> None: ...
 
+class UploadImagesRequest(_message.Message):
+    __slots__ = ("start", "file", "chunk")
+    START_FIELD_NUMBER: _ClassVar[int]
+    FILE_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    start: UploadStart
+    file: UploadFile
+    chunk: bytes
+    def __init__(self, start: _Optional[_Union[UploadStart, _Mapping]] = ..., file: _Optional[_Union[UploadFile, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
+
+class UploadStart(_message.Message):
+    __slots__ = ("hashtag", "limit", "skip_animated", "label")
+    HASHTAG_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    SKIP_ANIMATED_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    hashtag: str
+    limit: int
+    skip_animated: bool
+    label: str
+    def __init__(self, hashtag: _Optional[str] = ..., limit: _Optional[int] = ..., skip_animated: _Optional[bool] = ..., label: _Optional[str] = ...) -> None: ...
+
+class UploadFile(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
 class WatchScrapeRequest(_message.Message):
     __slots__ = ("job_id",)
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
@@ -163,3 +191,19 @@ class ListTrendingTagsResponse(_message.Message):
     TAGS_FIELD_NUMBER: _ClassVar[int]
     tags: _containers.RepeatedCompositeFieldContainer[TrendingTag]
     def __init__(self, tags: _Optional[_Iterable[_Union[TrendingTag, _Mapping]]] = ...) -> None: ...
+
+class ListScrapesRequest(_message.Message):
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListScrapesResponse(_message.Message):
+    __slots__ = ("jobs", "next_page_token")
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    jobs: _containers.RepeatedCompositeFieldContainer[ScrapeJob]
+    next_page_token: str
+    def __init__(self, jobs: _Optional[_Iterable[_Union[ScrapeJob, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...

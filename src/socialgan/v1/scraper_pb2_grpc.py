@@ -54,6 +54,16 @@ class ScraperServiceStub:
                 request_serializer=socialgan_dot_v1_dot_scraper__pb2.CancelScrapeRequest.SerializeToString,
                 response_deserializer=socialgan_dot_v1_dot_scraper__pb2.ScrapeJob.FromString,
                 _registered_method=True)
+        self.ListScrapes = channel.unary_unary(
+                '/socialgan.v1.ScraperService/ListScrapes',
+                request_serializer=socialgan_dot_v1_dot_scraper__pb2.ListScrapesRequest.SerializeToString,
+                response_deserializer=socialgan_dot_v1_dot_scraper__pb2.ListScrapesResponse.FromString,
+                _registered_method=True)
+        self.UploadImages = channel.stream_unary(
+                '/socialgan.v1.ScraperService/UploadImages',
+                request_serializer=socialgan_dot_v1_dot_scraper__pb2.UploadImagesRequest.SerializeToString,
+                response_deserializer=socialgan_dot_v1_dot_scraper__pb2.ScrapeJob.FromString,
+                _registered_method=True)
         self.ListTrendingTags = channel.unary_unary(
                 '/socialgan.v1.ScraperService/ListTrendingTags',
                 request_serializer=socialgan_dot_v1_dot_scraper__pb2.ListTrendingTagsRequest.SerializeToString,
@@ -89,6 +99,23 @@ class ScraperServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListScrapes(self, request, context):
+        """Every recorded scrape (also those of earlier service processes), by job id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UploadImages(self, request_iterator, context):
+        """Pictures sent by the client (a folder's image files, or one .zip archive) for pictures
+        that are not on the service's disk: stored through the same checks as every other
+        source. Answers the scrape job that checks and stores them; watch it with WatchScrape.
+        The CLI uses it for folder: and zip: paths on its own machine.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListTrendingTags(self, request, context):
         """A Mastodon instance's trending hashtags, most used this week first: what to scrape next.
         """
@@ -117,6 +144,16 @@ def add_ScraperServiceServicer_to_server(servicer, server):
             'CancelScrape': grpc.unary_unary_rpc_method_handler(
                     servicer.CancelScrape,
                     request_deserializer=socialgan_dot_v1_dot_scraper__pb2.CancelScrapeRequest.FromString,
+                    response_serializer=socialgan_dot_v1_dot_scraper__pb2.ScrapeJob.SerializeToString,
+            ),
+            'ListScrapes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListScrapes,
+                    request_deserializer=socialgan_dot_v1_dot_scraper__pb2.ListScrapesRequest.FromString,
+                    response_serializer=socialgan_dot_v1_dot_scraper__pb2.ListScrapesResponse.SerializeToString,
+            ),
+            'UploadImages': grpc.stream_unary_rpc_method_handler(
+                    servicer.UploadImages,
+                    request_deserializer=socialgan_dot_v1_dot_scraper__pb2.UploadImagesRequest.FromString,
                     response_serializer=socialgan_dot_v1_dot_scraper__pb2.ScrapeJob.SerializeToString,
             ),
             'ListTrendingTags': grpc.unary_unary_rpc_method_handler(
@@ -232,6 +269,60 @@ class ScraperService:
             target,
             '/socialgan.v1.ScraperService/CancelScrape',
             socialgan_dot_v1_dot_scraper__pb2.CancelScrapeRequest.SerializeToString,
+            socialgan_dot_v1_dot_scraper__pb2.ScrapeJob.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListScrapes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/socialgan.v1.ScraperService/ListScrapes',
+            socialgan_dot_v1_dot_scraper__pb2.ListScrapesRequest.SerializeToString,
+            socialgan_dot_v1_dot_scraper__pb2.ListScrapesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadImages(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/socialgan.v1.ScraperService/UploadImages',
+            socialgan_dot_v1_dot_scraper__pb2.UploadImagesRequest.SerializeToString,
             socialgan_dot_v1_dot_scraper__pb2.ScrapeJob.FromString,
             options,
             channel_credentials,

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from socialgan.v1 import common_pb2 as socialgan_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1asocialgan/v1/trainer.proto\x12\x0csocialgan.v1\x1a\x19socialgan/v1/common.proto\"\xd3\x02\n\x14\x46ilterDatasetRequest\x12\x0f\n\x07hashtag\x18\x01 \x01(\t\x12\x17\n\nresolution\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12$\n\x06\x61spect\x18\x03 \x01(\x0e\x32\x14.socialgan.v1.Aspect\x12\x46\n\nthresholds\x18\x04 \x03(\x0b\x32\x32.socialgan.v1.FilterDatasetRequest.ThresholdsEntry\x12\x12\n\ndataset_id\x18\x05 \x01(\t\x12\x0c\n\x04\x63rop\x18\x06 \x01(\t\x12\x14\n\x0c\x65xtra_stages\x18\x07 \x03(\t\x12\x13\n\x0bskip_stages\x18\x08 \x03(\t\x12\x14\n\x0c\x65xample_keys\x18\t \x03(\t\x1a\x31\n\x0fThresholdsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x42\r\n\x0b_resolution\"\xdd\x04\n\x07\x44\x61taset\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x0f\n\x07hashtag\x18\x02 \x01(\t\x12$\n\x06\x61spect\x18\x03 \x01(\x0e\x32\x14.socialgan.v1.Aspect\x12\r\n\x05width\x18\x04 \x01(\x05\x12\x0e\n\x06height\x18\x05 \x01(\x05\x12\x0c\n\x04kept\x18\x06 \x01(\x03\x12\x0f\n\x07\x64ropped\x18\x07 \x01(\x03\x12\x45\n\x11\x64ropped_by_reason\x18\x08 \x03(\x0b\x32*.socialgan.v1.Dataset.DroppedByReasonEntry\x12\x14\n\x0cmanifest_key\x18\t \x01(\t\x12\x12\n\nshard_keys\x18\n \x03(\t\x12\x12\n\nreport_key\x18\x0b \x01(\t\x12G\n\x12\x63ontact_sheet_keys\x18\x0c \x03(\x0b\x32+.socialgan.v1.Dataset.ContactSheetKeysEntry\x12\x39\n\nthresholds\x18\r \x03(\x0b\x32%.socialgan.v1.Dataset.ThresholdsEntry\x12\x0c\n\x04\x63rop\x18\x0e \x01(\t\x12\x0e\n\x06stages\x18\x0f \x03(\t\x1a\x36\n\x14\x44roppedByReasonEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a\x37\n\x15\x43ontactSheetKeysEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x31\n\x0fThresholdsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xee\x01\n\x0e\x46ilterProgress\x12\x11\n\tprocessed\x18\x01 \x01(\x03\x12\r\n\x05total\x18\x02 \x01(\x03\x12\x0c\n\x04kept\x18\x03 \x01(\x03\x12L\n\x11\x64ropped_by_reason\x18\x04 \x03(\x0b\x32\x31.socialgan.v1.FilterProgress.DroppedByReasonEntry\x12&\n\x07\x64\x61taset\x18\x05 \x01(\x0b\x32\x15.socialgan.v1.Dataset\x1a\x36\n\x14\x44roppedByReasonEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\'\n\x11GetDatasetRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\"0\n\x0eTrainingBudget\x12\r\n\x05steps\x18\x01 \x01(\x03\x12\x0f\n\x07seconds\x18\x02 \x01(\x01\"\xab\x02\n\x14StartTrainingRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12,\n\x06\x62udget\x18\x03 \x01(\x0b\x32\x1c.socialgan.v1.TrainingBudget\x12@\n\x07options\x18\x04 \x03(\x0b\x32/.socialgan.v1.StartTrainingRequest.OptionsEntry\x12\x0e\n\x06run_id\x18\x05 \x01(\t\x12\x0c\n\x04seed\x18\x06 \x01(\x03\x12\x1d\n\x10\x63heckpoint_every\x18\x07 \x01(\x05H\x00\x88\x01\x01\x1a.\n\x0cOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x13\n\x11_checkpoint_every\"\xe0\x03\n\x0bTrainingJob\x12\'\n\x06status\x18\x01 \x01(\x0b\x32\x17.socialgan.v1.JobStatus\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x12\n\ndataset_id\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12\x0c\n\x04step\x18\x05 \x01(\x03\x12\x13\n\x0btotal_steps\x18\x06 \x01(\x03\x12\x35\n\x06losses\x18\x07 \x03(\x0b\x32%.socialgan.v1.TrainingJob.LossesEntry\x12\x19\n\x11images_per_second\x18\x08 \x01(\x01\x12\x37\n\x07metrics\x18\t \x03(\x0b\x32&.socialgan.v1.TrainingJob.MetricsEntry\x12\x19\n\x11latest_sample_key\x18\n \x01(\t\x12\x1d\n\x15latest_checkpoint_key\x18\x0b \x01(\t\x12\x15\n\rexport_prefix\x18\x0c \x01(\t\x12\x17\n\x0fsamples_written\x18\r \x01(\x03\x1a-\n\x0bLossesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"&\n\x14WatchTrainingRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"$\n\x12GetTrainingRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"\'\n\x15\x43\x61ncelTrainingRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t2\xeb\x03\n\x0eTrainerService\x12S\n\rFilterDataset\x12\".socialgan.v1.FilterDatasetRequest\x1a\x1c.socialgan.v1.FilterProgress0\x01\x12\x44\n\nGetDataset\x12\x1f.socialgan.v1.GetDatasetRequest\x1a\x15.socialgan.v1.Dataset\x12N\n\rStartTraining\x12\".socialgan.v1.StartTrainingRequest\x1a\x19.socialgan.v1.TrainingJob\x12P\n\rWatchTraining\x12\".socialgan.v1.WatchTrainingRequest\x1a\x19.socialgan.v1.TrainingJob0\x01\x12J\n\x0bGetTraining\x12 .socialgan.v1.GetTrainingRequest\x1a\x19.socialgan.v1.TrainingJob\x12P\n\x0e\x43\x61ncelTraining\x12#.socialgan.v1.CancelTrainingRequest\x1a\x19.socialgan.v1.TrainingJobb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1asocialgan/v1/trainer.proto\x12\x0csocialgan.v1\x1a\x19socialgan/v1/common.proto\"\xd3\x02\n\x14\x46ilterDatasetRequest\x12\x0f\n\x07hashtag\x18\x01 \x01(\t\x12\x17\n\nresolution\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12$\n\x06\x61spect\x18\x03 \x01(\x0e\x32\x14.socialgan.v1.Aspect\x12\x46\n\nthresholds\x18\x04 \x03(\x0b\x32\x32.socialgan.v1.FilterDatasetRequest.ThresholdsEntry\x12\x12\n\ndataset_id\x18\x05 \x01(\t\x12\x0c\n\x04\x63rop\x18\x06 \x01(\t\x12\x14\n\x0c\x65xtra_stages\x18\x07 \x03(\t\x12\x13\n\x0bskip_stages\x18\x08 \x03(\t\x12\x14\n\x0c\x65xample_keys\x18\t \x03(\t\x1a\x31\n\x0fThresholdsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x42\r\n\x0b_resolution\"\xdd\x04\n\x07\x44\x61taset\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x0f\n\x07hashtag\x18\x02 \x01(\t\x12$\n\x06\x61spect\x18\x03 \x01(\x0e\x32\x14.socialgan.v1.Aspect\x12\r\n\x05width\x18\x04 \x01(\x05\x12\x0e\n\x06height\x18\x05 \x01(\x05\x12\x0c\n\x04kept\x18\x06 \x01(\x03\x12\x0f\n\x07\x64ropped\x18\x07 \x01(\x03\x12\x45\n\x11\x64ropped_by_reason\x18\x08 \x03(\x0b\x32*.socialgan.v1.Dataset.DroppedByReasonEntry\x12\x14\n\x0cmanifest_key\x18\t \x01(\t\x12\x12\n\nshard_keys\x18\n \x03(\t\x12\x12\n\nreport_key\x18\x0b \x01(\t\x12G\n\x12\x63ontact_sheet_keys\x18\x0c \x03(\x0b\x32+.socialgan.v1.Dataset.ContactSheetKeysEntry\x12\x39\n\nthresholds\x18\r \x03(\x0b\x32%.socialgan.v1.Dataset.ThresholdsEntry\x12\x0c\n\x04\x63rop\x18\x0e \x01(\t\x12\x0e\n\x06stages\x18\x0f \x03(\t\x1a\x36\n\x14\x44roppedByReasonEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a\x37\n\x15\x43ontactSheetKeysEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x31\n\x0fThresholdsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x82\x02\n\x0e\x46ilterProgress\x12\x11\n\tprocessed\x18\x01 \x01(\x03\x12\r\n\x05total\x18\x02 \x01(\x03\x12\x0c\n\x04kept\x18\x03 \x01(\x03\x12L\n\x11\x64ropped_by_reason\x18\x04 \x03(\x0b\x32\x31.socialgan.v1.FilterProgress.DroppedByReasonEntry\x12&\n\x07\x64\x61taset\x18\x05 \x01(\x0b\x32\x15.socialgan.v1.Dataset\x12\x12\n\ndataset_id\x18\x06 \x01(\t\x1a\x36\n\x14\x44roppedByReasonEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\'\n\x11GetDatasetRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\"0\n\x0eTrainingBudget\x12\r\n\x05steps\x18\x01 \x01(\x03\x12\x0f\n\x07seconds\x18\x02 \x01(\x01\"\xab\x02\n\x14StartTrainingRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12,\n\x06\x62udget\x18\x03 \x01(\x0b\x32\x1c.socialgan.v1.TrainingBudget\x12@\n\x07options\x18\x04 \x03(\x0b\x32/.socialgan.v1.StartTrainingRequest.OptionsEntry\x12\x0e\n\x06run_id\x18\x05 \x01(\t\x12\x0c\n\x04seed\x18\x06 \x01(\x03\x12\x1d\n\x10\x63heckpoint_every\x18\x07 \x01(\x05H\x00\x88\x01\x01\x1a.\n\x0cOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x13\n\x11_checkpoint_every\"\xe0\x03\n\x0bTrainingJob\x12\'\n\x06status\x18\x01 \x01(\x0b\x32\x17.socialgan.v1.JobStatus\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x12\n\ndataset_id\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12\x0c\n\x04step\x18\x05 \x01(\x03\x12\x13\n\x0btotal_steps\x18\x06 \x01(\x03\x12\x35\n\x06losses\x18\x07 \x03(\x0b\x32%.socialgan.v1.TrainingJob.LossesEntry\x12\x19\n\x11images_per_second\x18\x08 \x01(\x01\x12\x37\n\x07metrics\x18\t \x03(\x0b\x32&.socialgan.v1.TrainingJob.MetricsEntry\x12\x19\n\x11latest_sample_key\x18\n \x01(\t\x12\x1d\n\x15latest_checkpoint_key\x18\x0b \x01(\t\x12\x15\n\rexport_prefix\x18\x0c \x01(\t\x12\x17\n\x0fsamples_written\x18\r \x01(\x03\x1a-\n\x0bLossesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"&\n\x14WatchTrainingRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"$\n\x12GetTrainingRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"\'\n\x15\x43\x61ncelTrainingRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"\x89\x01\n\tFilterJob\x12\'\n\x06status\x18\x01 \x01(\x0b\x32\x17.socialgan.v1.JobStatus\x12\x12\n\ndataset_id\x18\x02 \x01(\t\x12\x0f\n\x07hashtag\x18\x03 \x01(\t\x12.\n\x08progress\x18\x04 \x01(\x0b\x32\x1c.socialgan.v1.FilterProgress\"(\n\x12WatchFilterRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\"&\n\x10GetFilterRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\")\n\x13\x43\x61ncelFilterRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\"<\n\x13ListDatasetsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"Z\n\x14ListDatasetsResponse\x12)\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32\x17.socialgan.v1.FilterJob\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"=\n\x14ListTrainingsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"Y\n\x15ListTrainingsResponse\x12\'\n\x04runs\x18\x01 \x03(\x0b\x32\x19.socialgan.v1.TrainingJob\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xc6\x07\n\x0eTrainerService\x12S\n\rFilterDataset\x12\".socialgan.v1.FilterDatasetRequest\x1a\x1c.socialgan.v1.FilterProgress0\x01\x12\x44\n\nGetDataset\x12\x1f.socialgan.v1.GetDatasetRequest\x1a\x15.socialgan.v1.Dataset\x12J\n\x0bStartFilter\x12\".socialgan.v1.FilterDatasetRequest\x1a\x17.socialgan.v1.FilterJob\x12J\n\x0bWatchFilter\x12 .socialgan.v1.WatchFilterRequest\x1a\x17.socialgan.v1.FilterJob0\x01\x12\x44\n\tGetFilter\x12\x1e.socialgan.v1.GetFilterRequest\x1a\x17.socialgan.v1.FilterJob\x12J\n\x0c\x43\x61ncelFilter\x12!.socialgan.v1.CancelFilterRequest\x1a\x17.socialgan.v1.FilterJob\x12U\n\x0cListDatasets\x12!.socialgan.v1.ListDatasetsRequest\x1a\".socialgan.v1.ListDatasetsResponse\x12N\n\rStartTraining\x12\".socialgan.v1.StartTrainingRequest\x1a\x19.socialgan.v1.TrainingJob\x12P\n\rWatchTraining\x12\".socialgan.v1.WatchTrainingRequest\x1a\x19.socialgan.v1.TrainingJob0\x01\x12J\n\x0bGetTraining\x12 .socialgan.v1.GetTrainingRequest\x1a\x19.socialgan.v1.TrainingJob\x12P\n\x0e\x43\x61ncelTraining\x12#.socialgan.v1.CancelTrainingRequest\x1a\x19.socialgan.v1.TrainingJob\x12X\n\rListTrainings\x12\".socialgan.v1.ListTrainingsRequest\x1a#.socialgan.v1.ListTrainingsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -61,29 +61,45 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DATASET_THRESHOLDSENTRY']._serialized_start=347
   _globals['_DATASET_THRESHOLDSENTRY']._serialized_end=396
   _globals['_FILTERPROGRESS']._serialized_start=1022
-  _globals['_FILTERPROGRESS']._serialized_end=1260
+  _globals['_FILTERPROGRESS']._serialized_end=1280
   _globals['_FILTERPROGRESS_DROPPEDBYREASONENTRY']._serialized_start=857
   _globals['_FILTERPROGRESS_DROPPEDBYREASONENTRY']._serialized_end=911
-  _globals['_GETDATASETREQUEST']._serialized_start=1262
-  _globals['_GETDATASETREQUEST']._serialized_end=1301
-  _globals['_TRAININGBUDGET']._serialized_start=1303
-  _globals['_TRAININGBUDGET']._serialized_end=1351
-  _globals['_STARTTRAININGREQUEST']._serialized_start=1354
-  _globals['_STARTTRAININGREQUEST']._serialized_end=1653
-  _globals['_STARTTRAININGREQUEST_OPTIONSENTRY']._serialized_start=1586
-  _globals['_STARTTRAININGREQUEST_OPTIONSENTRY']._serialized_end=1632
-  _globals['_TRAININGJOB']._serialized_start=1656
-  _globals['_TRAININGJOB']._serialized_end=2136
-  _globals['_TRAININGJOB_LOSSESENTRY']._serialized_start=2043
-  _globals['_TRAININGJOB_LOSSESENTRY']._serialized_end=2088
-  _globals['_TRAININGJOB_METRICSENTRY']._serialized_start=2090
-  _globals['_TRAININGJOB_METRICSENTRY']._serialized_end=2136
-  _globals['_WATCHTRAININGREQUEST']._serialized_start=2138
-  _globals['_WATCHTRAININGREQUEST']._serialized_end=2176
-  _globals['_GETTRAININGREQUEST']._serialized_start=2178
-  _globals['_GETTRAININGREQUEST']._serialized_end=2214
-  _globals['_CANCELTRAININGREQUEST']._serialized_start=2216
-  _globals['_CANCELTRAININGREQUEST']._serialized_end=2255
-  _globals['_TRAINERSERVICE']._serialized_start=2258
-  _globals['_TRAINERSERVICE']._serialized_end=2749
+  _globals['_GETDATASETREQUEST']._serialized_start=1282
+  _globals['_GETDATASETREQUEST']._serialized_end=1321
+  _globals['_TRAININGBUDGET']._serialized_start=1323
+  _globals['_TRAININGBUDGET']._serialized_end=1371
+  _globals['_STARTTRAININGREQUEST']._serialized_start=1374
+  _globals['_STARTTRAININGREQUEST']._serialized_end=1673
+  _globals['_STARTTRAININGREQUEST_OPTIONSENTRY']._serialized_start=1606
+  _globals['_STARTTRAININGREQUEST_OPTIONSENTRY']._serialized_end=1652
+  _globals['_TRAININGJOB']._serialized_start=1676
+  _globals['_TRAININGJOB']._serialized_end=2156
+  _globals['_TRAININGJOB_LOSSESENTRY']._serialized_start=2063
+  _globals['_TRAININGJOB_LOSSESENTRY']._serialized_end=2108
+  _globals['_TRAININGJOB_METRICSENTRY']._serialized_start=2110
+  _globals['_TRAININGJOB_METRICSENTRY']._serialized_end=2156
+  _globals['_WATCHTRAININGREQUEST']._serialized_start=2158
+  _globals['_WATCHTRAININGREQUEST']._serialized_end=2196
+  _globals['_GETTRAININGREQUEST']._serialized_start=2198
+  _globals['_GETTRAININGREQUEST']._serialized_end=2234
+  _globals['_CANCELTRAININGREQUEST']._serialized_start=2236
+  _globals['_CANCELTRAININGREQUEST']._serialized_end=2275
+  _globals['_FILTERJOB']._serialized_start=2278
+  _globals['_FILTERJOB']._serialized_end=2415
+  _globals['_WATCHFILTERREQUEST']._serialized_start=2417
+  _globals['_WATCHFILTERREQUEST']._serialized_end=2457
+  _globals['_GETFILTERREQUEST']._serialized_start=2459
+  _globals['_GETFILTERREQUEST']._serialized_end=2497
+  _globals['_CANCELFILTERREQUEST']._serialized_start=2499
+  _globals['_CANCELFILTERREQUEST']._serialized_end=2540
+  _globals['_LISTDATASETSREQUEST']._serialized_start=2542
+  _globals['_LISTDATASETSREQUEST']._serialized_end=2602
+  _globals['_LISTDATASETSRESPONSE']._serialized_start=2604
+  _globals['_LISTDATASETSRESPONSE']._serialized_end=2694
+  _globals['_LISTTRAININGSREQUEST']._serialized_start=2696
+  _globals['_LISTTRAININGSREQUEST']._serialized_end=2757
+  _globals['_LISTTRAININGSRESPONSE']._serialized_start=2759
+  _globals['_LISTTRAININGSRESPONSE']._serialized_end=2848
+  _globals['_TRAINERSERVICE']._serialized_start=2851
+  _globals['_TRAINERSERVICE']._serialized_end=3817
 # @@protoc_insertion_point(module_scope)

@@ -92,7 +92,7 @@ class Dataset(_message.Message):
     def __init__(self, dataset_id: _Optional[str] = ..., hashtag: _Optional[str] = ..., aspect: _Optional[_Union[_common_pb2.Aspect, str]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., kept: _Optional[int] = ..., dropped: _Optional[int] = ..., dropped_by_reason: _Optional[_Mapping[str, int]] = ..., manifest_key: _Optional[str] = ..., shard_keys: _Optional[_Iterable[str]] = ..., report_key: _Optional[str] = ..., contact_sheet_keys: _Optional[_Mapping[str, str]] = ..., thresholds: _Optional[_Mapping[str, float]] = ..., crop: _Optional[str] = ..., stages: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class FilterProgress(_message.Message):
-    __slots__ = ("processed", "total", "kept", "dropped_by_reason", "dataset")
+    __slots__ = ("processed", "total", "kept", "dropped_by_reason", "dataset", "dataset_id")
     class DroppedByReasonEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -105,12 +105,14 @@ class FilterProgress(_message.Message):
     KEPT_FIELD_NUMBER: _ClassVar[int]
     DROPPED_BY_REASON_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
     processed: int
     total: int
     kept: int
     dropped_by_reason: _containers.ScalarMap[str, int]
     dataset: Dataset
-    def __init__(self, processed: _Optional[int] = ..., total: _Optional[int] = ..., kept: _Optional[int] = ..., dropped_by_reason: _Optional[_Mapping[str, int]] = ..., dataset: _Optional[_Union[Dataset, _Mapping]] = ...) -> None: ...
+    dataset_id: str
+    def __init__(self, processed: _Optional[int] = ..., total: _Optional[int] = ..., kept: _Optional[int] = ..., dropped_by_reason: _Optional[_Mapping[str, int]] = ..., dataset: _Optional[_Union[Dataset, _Mapping]] = ..., dataset_id: _Optional[str] = ...) -> None: ...
 
 class GetDatasetRequest(_message.Message):
     __slots__ = ("dataset_id",)
@@ -212,3 +214,65 @@ class CancelTrainingRequest(_message.Message):
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     def __init__(self, run_id: _Optional[str] = ...) -> None: ...
+
+class FilterJob(_message.Message):
+    __slots__ = ("status", "dataset_id", "hashtag", "progress")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    HASHTAG_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    status: _common_pb2.JobStatus
+    dataset_id: str
+    hashtag: str
+    progress: FilterProgress
+    def __init__(self, status: _Optional[_Union[_common_pb2.JobStatus, _Mapping]] = ..., dataset_id: _Optional[str] = ..., hashtag: _Optional[str] = ..., progress: _Optional[_Union[FilterProgress, _Mapping]] = ...) -> None: ...
+
+class WatchFilterRequest(_message.Message):
+    __slots__ = ("dataset_id",)
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    dataset_id: str
+    def __init__(self, dataset_id: _Optional[str] = ...) -> None: ...
+
+class GetFilterRequest(_message.Message):
+    __slots__ = ("dataset_id",)
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    dataset_id: str
+    def __init__(self, dataset_id: _Optional[str] = ...) -> None: ...
+
+class CancelFilterRequest(_message.Message):
+    __slots__ = ("dataset_id",)
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    dataset_id: str
+    def __init__(self, dataset_id: _Optional[str] = ...) -> None: ...
+
+class ListDatasetsRequest(_message.Message):
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListDatasetsResponse(_message.Message):
+    __slots__ = ("datasets", "next_page_token")
+    DATASETS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    datasets: _containers.RepeatedCompositeFieldContainer[FilterJob]
+    next_page_token: str
+    def __init__(self, datasets: _Optional[_Iterable[_Union[FilterJob, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class ListTrainingsRequest(_message.Message):
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListTrainingsResponse(_message.Message):
+    __slots__ = ("runs", "next_page_token")
+    RUNS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    runs: _containers.RepeatedCompositeFieldContainer[TrainingJob]
+    next_page_token: str
+    def __init__(self, runs: _Optional[_Iterable[_Union[TrainingJob, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...

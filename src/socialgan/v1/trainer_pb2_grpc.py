@@ -44,6 +44,31 @@ class TrainerServiceStub:
                 request_serializer=socialgan_dot_v1_dot_trainer__pb2.GetDatasetRequest.SerializeToString,
                 response_deserializer=socialgan_dot_v1_dot_trainer__pb2.Dataset.FromString,
                 _registered_method=True)
+        self.StartFilter = channel.unary_unary(
+                '/socialgan.v1.TrainerService/StartFilter',
+                request_serializer=socialgan_dot_v1_dot_trainer__pb2.FilterDatasetRequest.SerializeToString,
+                response_deserializer=socialgan_dot_v1_dot_trainer__pb2.FilterJob.FromString,
+                _registered_method=True)
+        self.WatchFilter = channel.unary_stream(
+                '/socialgan.v1.TrainerService/WatchFilter',
+                request_serializer=socialgan_dot_v1_dot_trainer__pb2.WatchFilterRequest.SerializeToString,
+                response_deserializer=socialgan_dot_v1_dot_trainer__pb2.FilterJob.FromString,
+                _registered_method=True)
+        self.GetFilter = channel.unary_unary(
+                '/socialgan.v1.TrainerService/GetFilter',
+                request_serializer=socialgan_dot_v1_dot_trainer__pb2.GetFilterRequest.SerializeToString,
+                response_deserializer=socialgan_dot_v1_dot_trainer__pb2.FilterJob.FromString,
+                _registered_method=True)
+        self.CancelFilter = channel.unary_unary(
+                '/socialgan.v1.TrainerService/CancelFilter',
+                request_serializer=socialgan_dot_v1_dot_trainer__pb2.CancelFilterRequest.SerializeToString,
+                response_deserializer=socialgan_dot_v1_dot_trainer__pb2.FilterJob.FromString,
+                _registered_method=True)
+        self.ListDatasets = channel.unary_unary(
+                '/socialgan.v1.TrainerService/ListDatasets',
+                request_serializer=socialgan_dot_v1_dot_trainer__pb2.ListDatasetsRequest.SerializeToString,
+                response_deserializer=socialgan_dot_v1_dot_trainer__pb2.ListDatasetsResponse.FromString,
+                _registered_method=True)
         self.StartTraining = channel.unary_unary(
                 '/socialgan.v1.TrainerService/StartTraining',
                 request_serializer=socialgan_dot_v1_dot_trainer__pb2.StartTrainingRequest.SerializeToString,
@@ -64,13 +89,19 @@ class TrainerServiceStub:
                 request_serializer=socialgan_dot_v1_dot_trainer__pb2.CancelTrainingRequest.SerializeToString,
                 response_deserializer=socialgan_dot_v1_dot_trainer__pb2.TrainingJob.FromString,
                 _registered_method=True)
+        self.ListTrainings = channel.unary_unary(
+                '/socialgan.v1.TrainerService/ListTrainings',
+                request_serializer=socialgan_dot_v1_dot_trainer__pb2.ListTrainingsRequest.SerializeToString,
+                response_deserializer=socialgan_dot_v1_dot_trainer__pb2.ListTrainingsResponse.FromString,
+                _registered_method=True)
 
 
 class TrainerServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def FilterDataset(self, request, context):
-        """Streams progress; the last message carries the finished dataset.
+        """Streams progress; the last message carries the finished dataset. The filter runs as a
+        job (as StartFilter): a client that hangs up does not stop it; WatchFilter reattaches.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -78,6 +109,38 @@ class TrainerServiceServicer:
 
     def GetDataset(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StartFilter(self, request, context):
+        """The filter as a job: returns at once, with the dataset_id to watch it by.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchFilter(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetFilter(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelFilter(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDatasets(self, request, context):
+        """Every dataset in storage and every filter job, by dataset id.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -107,6 +170,13 @@ class TrainerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListTrainings(self, request, context):
+        """Every recorded training run (also those of earlier service processes), by run id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TrainerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -119,6 +189,31 @@ def add_TrainerServiceServicer_to_server(servicer, server):
                     servicer.GetDataset,
                     request_deserializer=socialgan_dot_v1_dot_trainer__pb2.GetDatasetRequest.FromString,
                     response_serializer=socialgan_dot_v1_dot_trainer__pb2.Dataset.SerializeToString,
+            ),
+            'StartFilter': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartFilter,
+                    request_deserializer=socialgan_dot_v1_dot_trainer__pb2.FilterDatasetRequest.FromString,
+                    response_serializer=socialgan_dot_v1_dot_trainer__pb2.FilterJob.SerializeToString,
+            ),
+            'WatchFilter': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchFilter,
+                    request_deserializer=socialgan_dot_v1_dot_trainer__pb2.WatchFilterRequest.FromString,
+                    response_serializer=socialgan_dot_v1_dot_trainer__pb2.FilterJob.SerializeToString,
+            ),
+            'GetFilter': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetFilter,
+                    request_deserializer=socialgan_dot_v1_dot_trainer__pb2.GetFilterRequest.FromString,
+                    response_serializer=socialgan_dot_v1_dot_trainer__pb2.FilterJob.SerializeToString,
+            ),
+            'CancelFilter': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelFilter,
+                    request_deserializer=socialgan_dot_v1_dot_trainer__pb2.CancelFilterRequest.FromString,
+                    response_serializer=socialgan_dot_v1_dot_trainer__pb2.FilterJob.SerializeToString,
+            ),
+            'ListDatasets': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDatasets,
+                    request_deserializer=socialgan_dot_v1_dot_trainer__pb2.ListDatasetsRequest.FromString,
+                    response_serializer=socialgan_dot_v1_dot_trainer__pb2.ListDatasetsResponse.SerializeToString,
             ),
             'StartTraining': grpc.unary_unary_rpc_method_handler(
                     servicer.StartTraining,
@@ -139,6 +234,11 @@ def add_TrainerServiceServicer_to_server(servicer, server):
                     servicer.CancelTraining,
                     request_deserializer=socialgan_dot_v1_dot_trainer__pb2.CancelTrainingRequest.FromString,
                     response_serializer=socialgan_dot_v1_dot_trainer__pb2.TrainingJob.SerializeToString,
+            ),
+            'ListTrainings': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTrainings,
+                    request_deserializer=socialgan_dot_v1_dot_trainer__pb2.ListTrainingsRequest.FromString,
+                    response_serializer=socialgan_dot_v1_dot_trainer__pb2.ListTrainingsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -195,6 +295,141 @@ class TrainerService:
             '/socialgan.v1.TrainerService/GetDataset',
             socialgan_dot_v1_dot_trainer__pb2.GetDatasetRequest.SerializeToString,
             socialgan_dot_v1_dot_trainer__pb2.Dataset.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartFilter(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/socialgan.v1.TrainerService/StartFilter',
+            socialgan_dot_v1_dot_trainer__pb2.FilterDatasetRequest.SerializeToString,
+            socialgan_dot_v1_dot_trainer__pb2.FilterJob.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchFilter(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/socialgan.v1.TrainerService/WatchFilter',
+            socialgan_dot_v1_dot_trainer__pb2.WatchFilterRequest.SerializeToString,
+            socialgan_dot_v1_dot_trainer__pb2.FilterJob.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetFilter(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/socialgan.v1.TrainerService/GetFilter',
+            socialgan_dot_v1_dot_trainer__pb2.GetFilterRequest.SerializeToString,
+            socialgan_dot_v1_dot_trainer__pb2.FilterJob.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelFilter(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/socialgan.v1.TrainerService/CancelFilter',
+            socialgan_dot_v1_dot_trainer__pb2.CancelFilterRequest.SerializeToString,
+            socialgan_dot_v1_dot_trainer__pb2.FilterJob.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDatasets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/socialgan.v1.TrainerService/ListDatasets',
+            socialgan_dot_v1_dot_trainer__pb2.ListDatasetsRequest.SerializeToString,
+            socialgan_dot_v1_dot_trainer__pb2.ListDatasetsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -303,6 +538,33 @@ class TrainerService:
             '/socialgan.v1.TrainerService/CancelTraining',
             socialgan_dot_v1_dot_trainer__pb2.CancelTrainingRequest.SerializeToString,
             socialgan_dot_v1_dot_trainer__pb2.TrainingJob.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTrainings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/socialgan.v1.TrainerService/ListTrainings',
+            socialgan_dot_v1_dot_trainer__pb2.ListTrainingsRequest.SerializeToString,
+            socialgan_dot_v1_dot_trainer__pb2.ListTrainingsResponse.FromString,
             options,
             channel_credentials,
             insecure,
