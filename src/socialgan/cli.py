@@ -1,7 +1,7 @@
 """`socialgan`: the command line. It only parses arguments and calls the library.
 
     socialgan demo                      the whole pipeline on the bundled Twemoji set
-    socialgan run --hashtag H --source folder:PATH [--steps N ...]
+    socialgan run --hashtag H --source folder:PATH [--steps N --resolution N --aspect 1|3 ...]
     socialgan up                        start the local stack and keep it running
     socialgan generate --model-id RUN   one grid from a trained model
     socialgan metrics --run RUN         metrics of a run's export or checkpoint (storage from env)
@@ -18,8 +18,15 @@ import sys
 from pathlib import Path
 
 from socialgan import settings
-from socialgan.errors import SocialGanError
-from socialgan.pipeline import TARGETS, PipelineError, PipelineOptions, generate, run_pipeline
+from socialgan.errors import InvalidArgument, SocialGanError
+from socialgan.pipeline import (
+    TARGETS,
+    PipelineError,
+    PipelineOptions,
+    check_options,
+    generate,
+    run_pipeline,
+)
 from socialgan.serving.output_size import PRESETS
 from socialgan.serving.upscale import UPSCALERS
 from socialgan.supervisor import SERVICES, Endpoints, LocalStack
@@ -53,6 +60,12 @@ def _add_pipeline_args(p: argparse.ArgumentParser, *, hashtag: str | None,
     p.add_argument("--limit", type=int, help="most images to scrape")
     p.add_argument("--model", default=DEFAULT_MODEL,
                    help=f"architecture (default {DEFAULT_MODEL}; the tutorial's is dcgan)")
+    p.add_argument("--resolution", type=int, default=64,
+                   help="the model's image height in pixels (default 64; dcgan-diffaug: 32, "
+                   "64, 128 or 256)")
+    p.add_argument("--aspect", type=int, default=1, metavar="1|3",
+                   help="width:height of the images: 1 (square, default) or 3 (filters to "
+                   "3:1, trains a 3:1 model and ends with 1500x500 banners)")
     p.add_argument("--steps", type=int, default=steps, help="training steps (0: no limit)")
     p.add_argument("--seconds", type=float, default=seconds,
                    help="training time limit (0: none)")
@@ -71,12 +84,18 @@ def _add_pipeline_args(p: argparse.ArgumentParser, *, hashtag: str | None,
 def _options(args) -> PipelineOptions:
     return PipelineOptions(
         hashtag=args.hashtag, source=args.source, limit=args.limit, model=args.model,
-        steps=args.steps, seconds=args.seconds, options=dict(args.option), seed=args.seed,
+        resolution=args.resolution, aspect=args.aspect, steps=args.steps,
+        seconds=args.seconds, options=dict(args.option), seed=args.seed,
         target=args.target, dry_run=args.dry_run)
 
 
 def _run(args) -> int:
     opts = _options(args)
+    try:  # before starting anything: a size the model cannot make fails in a second
+        check_options(opts)
+    except InvalidArgument as exc:
+        print(f"socialgan: --{exc}", file=sys.stderr)
+        return 2
     if args.remote:
         result = run_pipeline(Endpoints.from_env(), opts, quiet=args.quiet)
     else:
@@ -85,6 +104,13 @@ def _run(args) -> int:
         with LocalStack(workdir=args.workdir.resolve()) as endpoints:
             result = run_pipeline(endpoints, opts, quiet=args.quiet)
     print(f"grid:    {result.grid.grid_key}")
+    if opts.aspect == 3:  # the banners themselves, ready to upload as cover pictures
+        folder = args.workdir / "banners"
+        folder.mkdir(parents=True, exist_ok=True)
+        for i, banner in enumerate(result.grid.images):
+            path = folder / f"{result.training.run_id}-{result.grid.metadata.seed}-{i}.png"
+            path.write_bytes(banner)
+            print(f"banner:  {path}")
     print(f"post:    {result.post.url}")
     print(f"caption: {result.post.caption}")
     return 0

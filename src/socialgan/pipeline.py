@@ -18,14 +18,17 @@ from pathlib import Path
 import grpc
 from tqdm import tqdm
 
-from socialgan.errors import quote
+from socialgan.errors import InvalidArgument, quote
+from socialgan.filtering.dataset import image_size
 from socialgan.filtering.report import summary_text
 from socialgan.rpc.client import open_channel
 from socialgan.rpc.convert import state_name
 from socialgan.rpc.requests import MAX_REPEATED, MAX_STRING_CHARS
 from socialgan.scraping.sources import UrlListSource, local_spec_path, url_list_spec_path
 from socialgan.scraping.upload import upload_parts
+from socialgan.serving.output_size import BANNER
 from socialgan.supervisor import Endpoints
+from socialgan.training.plan import check_image_size
 from socialgan.v1 import (
     common_pb2,
     generator_pb2,
@@ -53,7 +56,8 @@ class PipelineOptions:
     hashtag: str
     source: str  # a source spec, e.g. "folder:data/twemoji"
     limit: int | None = None
-    resolution: int = 64
+    resolution: int = 64  # the model's height in pixels
+    aspect: int = 1  # width / height: 1 (square posts) or 3 (1500x500 banners at the end)
     model: str = "dcgan"
     steps: int = 300
     seconds: float = 0.0
@@ -79,6 +83,24 @@ TARGETS = {
     "mastodon": publisher_pb2.PUBLISH_TARGET_MASTODON,
     "x": publisher_pb2.PUBLISH_TARGET_X,
 }
+
+
+# aspect -> (FilterDataset's Aspect, GenerateGrid's size preset, count, columns of the
+# final grid). A banner run ends with three 1500x500 banners stacked in one column: each is
+# a cover picture on its own (GenerateGridResponse.images), and the stored grid that
+# Publish posts shows the three together.
+ASPECTS = {1: (common_pb2.ASPECT_SQUARE, None, 9, None),
+           3: (common_pb2.ASPECT_BANNER, BANNER, 3, 1)}
+
+
+def check_options(opts: PipelineOptions) -> None:
+    """InvalidArgument naming aspect or resolution when the run could not train (checked
+    before the scrape, as the trainer would check it after the filter)."""
+    if opts.aspect not in ASPECTS:
+        raise InvalidArgument("aspect", f"{str(opts.aspect)[:20]} is not 1 (square) or 3 "
+                              "(3:1 banners)")
+    image_size(opts.resolution, "banner" if opts.aspect == 3 else "square")  # the filter's range
+    check_image_size(opts.model, opts.options, opts.resolution, opts.aspect)
 
 
 def _bar(desc: str, total: int | None, quiet: bool) -> tqdm:
@@ -192,7 +214,8 @@ def scrape_summary(job: scraper_pb2.ScrapeJob) -> str:
 
 def filter_dataset(endpoints: Endpoints, opts: PipelineOptions, quiet=False) -> trainer_pb2.Dataset:
     stub = trainer_pb2_grpc.TrainerServiceStub(open_channel(endpoints.trainer, endpoints.token))
-    request = trainer_pb2.FilterDatasetRequest(hashtag=opts.hashtag, resolution=opts.resolution)
+    request = trainer_pb2.FilterDatasetRequest(hashtag=opts.hashtag, resolution=opts.resolution,
+                                               aspect=ASPECTS[opts.aspect][0])
     dataset = None
     with _bar("filter", None, quiet) as bar:
         for progress in stub.FilterDataset(request, timeout=LONG):
@@ -232,8 +255,8 @@ def train(endpoints: Endpoints, opts: PipelineOptions, dataset_id: str,
 
 
 def generate(endpoints: Endpoints, model_id: str, seed: int | None = None, count: int = 9,
-             store: bool = True, size: str | None = None,
-             upscaler: str | None = None) -> generator_pb2.GenerateGridResponse:
+             store: bool = True, size: str | None = None, upscaler: str | None = None,
+             columns: int | None = None) -> generator_pb2.GenerateGridResponse:
     """size: a preset name (original, instagram, instagram-tiles, banner); upscaler: none,
     lanczos, realesrgan-x4plus or realesrgan-anime (None: the server's default)."""
     stub = generator_pb2_grpc.GeneratorServiceStub(
@@ -247,6 +270,8 @@ def generate(endpoints: Endpoints, model_id: str, seed: int | None = None, count
             "UPSCALER_" + upscaler.upper().replace("-", "_"))
     if seed is not None:
         request.seed = seed
+    if columns is not None:
+        request.columns = columns
     return stub.GenerateGrid(request, timeout=GENERATE)
 
 
@@ -270,6 +295,8 @@ def run_pipeline(
     """Run every stage in order; raises PipelineError (or grpc.RpcError with the service's
     message) at the first stage that fails, after printing what that stage did."""
     say = _sayer(quiet)
+    check_options(opts)
+    _, size, count, columns = ASPECTS[opts.aspect]
     try:
         scraped = scrape(endpoints, opts, quiet)
         say(scrape_summary(scraped))
@@ -279,8 +306,10 @@ def run_pipeline(
         training = train(endpoints, opts, dataset.dataset_id, quiet)
         say(f"run {training.run_id}: {training.step} steps, metrics "
             + ", ".join(f"{k}={v:.4g}" for k, v in sorted(training.metrics.items())))
-        grid = generate(endpoints, training.run_id, seed=opts.grid_seed)
-        say(f"grid {grid.grid_key}: {grid.metadata.count} images, seed {grid.metadata.seed}, "
+        grid = generate(endpoints, training.run_id, seed=opts.grid_seed, count=count,
+                        size=size, columns=columns)
+        say(f"grid {grid.grid_key}: {grid.metadata.count} images of {grid.metadata.width}x"
+            f"{grid.metadata.height}, seed {grid.metadata.seed}, "
             f"{grid.metadata.latency_ms:.0f} ms")
         post = publish(endpoints, grid, opts.target, opts.dry_run)
         say(f"post {post.post_id}: {publisher_pb2.PostState.Name(post.state)} at {post.url}")

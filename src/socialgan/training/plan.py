@@ -85,6 +85,25 @@ def prepare_run(store: ObjectStore, spec: RunSpec) -> RunPlan:
     return RunPlan(spec, loop, arch, manifest, pointer["step"] if pointer else None)
 
 
+def check_image_size(model: str, options: dict[str, str], resolution: int, aspect: int) -> None:
+    """InvalidArgument naming resolution or aspect when model, with these options, cannot
+    train on images resolution pixels high and aspect (1 or 3) times as wide: what
+    StartTraining would refuse after the scrape and the filter, asked before them."""
+    model = model or DEFAULT_MODEL
+    _, arch = parse_options(model, options, fixed={"image_size": resolution, "aspect": aspect})
+    if aspect != 1 and "aspect" not in arch:
+        raise InvalidArgument("aspect", f"{model} makes square images only; 3:1 needs a model "
+                              "with an aspect option (dcgan-diffaug, lapgan)")
+    planned = {"height": resolution, "width": aspect * resolution, "dataset_id": "(planned)",
+               "aspect": "banner" if aspect == 3 else "square"}
+    try:
+        _check_output_shape(model, arch, planned)
+    except InvalidArgument as exc:
+        if exc.field != "dataset_id":
+            raise
+        raise InvalidArgument("resolution", str(exc).removeprefix("dataset_id: ")) from None
+
+
 def _check_output_shape(model: str, arch: dict[str, Any], manifest: dict[str, Any]) -> None:
     # Asking the network itself keeps this right for every architecture in the registry.
     # On the meta device nothing is allocated: a request for a 256 GB network is refused
