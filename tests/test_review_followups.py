@@ -5,6 +5,7 @@ recorded by reason instead of vanishing."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import zipfile
 from pathlib import Path
@@ -111,3 +112,32 @@ def test_a_caption_model_id_must_be_an_id():
     with pytest.raises(InvalidArgument, match="^caption.model_id: "):
         caption_inputs(publisher_pb2.CaptionInputs(hashtag="x", model_id="../../etc/passwd"))
     assert caption_inputs(publisher_pb2.CaptionInputs(hashtag="x", model_id="run-1")).seed == 0
+
+
+def test_a_cancel_ends_a_scrape_waiting_in_an_api_retry_at_once_as_cancelled(store,
+                                                                             monkeypatch):
+    # Before: the walk sat in the API client's backoff (seconds per retry) after a cancel,
+    # and then ended FAILED with the API's error instead of CANCELLED.
+    import time
+
+    from socialgan.jobs import CANCELLED, JobRunner
+    from socialgan.scraping.api import API_POLICY
+    from socialgan.scraping.download import Downloader
+    from socialgan.scraping.mastodon import MastodonHashtagSource
+
+    monkeypatch.setenv("SCRAPER_ALLOW_PRIVATE_NETWORKS", "true")  # 127.0.0.1:1 only
+    slow = Downloader(dataclasses.replace(API_POLICY, backoff_base=5.0, backoff_max=5.0,
+                                          allow_private=True))
+    source = MastodonHashtagSource("http://127.0.0.1:1", api_downloader=slow)
+    runner = JobRunner()
+    try:
+        runner.start("scrape", "cancel-me", lambda job: run_scrape(store, source, "cancel", None,
+                                                                   job).summary())
+        time.sleep(0.5)  # inside the first retry's backoff by now
+        asked = time.monotonic()
+        runner.cancel("cancel-me", "scrape")
+        while runner.get("cancel-me", "scrape").snapshot().state != CANCELLED:
+            assert time.monotonic() - asked < 2.0, runner.get("cancel-me", "scrape").snapshot()
+            time.sleep(0.05)
+    finally:
+        runner.shutdown()

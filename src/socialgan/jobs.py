@@ -201,18 +201,25 @@ class JobRunner:
         try:
             job.check_cancelled()
             message = work(job)
-        except Cancelled as exc:
-            if job._shutdown:
-                self._set(job, INTERRUPTED, "the service stopped; it resumes when the "
-                          "service starts again")
-            else:
-                self._set(job, CANCELLED, str(exc))
-        except Exception as exc:  # the job fails, the service stays up
+        except Exception as exc:
+            # A wait that a cancel cut short may surface as the waiting call's own error
+            # (an API retry that gave up): after a cancel, the job was stopped, not failed.
+            if isinstance(exc, Cancelled) or job.cancel_requested:
+                self._stopped(job, exc)
+                return
             log.exception("%s %s failed", job.kind, job.job_id)
             job.error = exc
             self._set(job, FAILED, f"{type(exc).__name__}: {exc}")
         else:
             self._set(job, SUCCEEDED, message or "done")
+
+    def _stopped(self, job: Job, exc: Exception) -> None:
+        if job._shutdown:
+            self._set(job, INTERRUPTED, "the service stopped; it resumes when the "
+                      "service starts again")
+        else:
+            self._set(job, CANCELLED, str(exc) if isinstance(exc, Cancelled)
+                      else f"{job.kind} {job.job_id} was cancelled")
 
     def _set(self, job: Job, state: str, message: str | None = None) -> None:
         job._set_state(state, message)

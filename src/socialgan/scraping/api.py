@@ -76,6 +76,8 @@ class ApiClient:
         self.base_url = base_url.rstrip("/")
         self.credential = credential
         self.downloader = downloader or Downloader(API_POLICY)
+        # The scrape's stop check (Source.bind_stop): retries and pauses end at a cancel.
+        self.should_stop: Callable[[], bool] | None = None
         # Some APIs (Graph) say "rate limited" with a 400/403 and an error code.
         self._rate_limited = rate_limited
 
@@ -98,6 +100,7 @@ class ApiClient:
     def get(self, path: str, params: Mapping[str, Any] | None = None,
             should_stop: Callable[[], bool] | None = None) -> ApiResponse:
         url = self.url(path, params)
+        should_stop = should_stop or self.should_stop
         headers = self.credential.headers_for(
             url, loopback_http=self.downloader.allow_private) if self.credential else {}
         attempts = self.downloader.policy.max_attempts

@@ -90,6 +90,11 @@ class Source(ABC):
         job's message ("" when there is nothing to say)."""
         return ""
 
+    def bind_stop(self, should_stop: StopCheck) -> None:
+        """The scrape's stop check, for waits inside items() (API retries, rate-limit
+        pauses), so a cancel ends them at once. Sources that never wait ignore it."""
+        return None
+
     def state_id(self) -> str:
         """Names this source's cursor and archive in storage: the same source, the same id."""
         digest = hashlib.sha256(self.describe().encode()).hexdigest()[:16]

@@ -287,6 +287,7 @@ def run_scrape(store: ObjectStore, source: Source, hashtag: str, limit: int | No
         report(force=True)
         note = source.prepare(store, hashtag)
         report(force=True)
+        source.bind_stop(should_stop)
         walked = _unseen(source.items(hashtag, resume_from), archived, walk, source.pages,
                          counts, {item.seen_key for item in retry_first})
         candidates = itertools.chain(retry_first, walked)

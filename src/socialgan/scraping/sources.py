@@ -74,6 +74,11 @@ class HttpSource(Source):
     def __init__(self, downloader: Downloader | None = None):
         self.downloader = downloader or Downloader()
 
+    def bind_stop(self, should_stop: StopCheck) -> None:
+        api = getattr(self, "api", None)  # the social-API sources page through an ApiClient
+        if api is not None:
+            api.should_stop = should_stop
+
     @property
     def max_workers(self) -> int:  # type: ignore[override]
         return self.downloader.max_in_flight
