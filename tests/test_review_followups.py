@@ -99,7 +99,7 @@ def test_trending_tags_of_a_url_that_is_no_instance_are_refused_naming_instance_
     from socialgan.scraping.mastodon import trending_tags
 
     for url in ("javascript:alert(1)", "http://127.0.0.1:99999/", "https://host/x",
-                "http://user:pw@host", "ftp://host", "http://a b"):
+                "http://user:pw@host", "ftp://host", "http://a b", "https://[abc", "https://"):
         with pytest.raises(InvalidArgument, match="^instance_url: "):
             trending_tags(url)
 

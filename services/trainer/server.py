@@ -240,7 +240,7 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
         # Validate now, so bad requests fail the call rather than a job later.
         plan = prepare_run(self.store, spec)
         recorded = dataclasses.asdict(plan.spec)
-        job = self.runner.start(TRAINING, plan.spec.run_id, self._training_work(recorded),
+        job = self.runner.start(TRAINING, plan.spec.run_id, self._train_work(plan.spec),
                                 recorded)
         snap = job.snapshot()
         snap.progress = {"step": plan.resume_step or 0, **snap.progress}
@@ -249,8 +249,10 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
     def _training_work(self, request: dict[str, Any]) -> Work:
         """The training of a recorded RunSpec. Started again with the same run_id it resumes
         from the latest checkpoint, bit for bit: what a restarted service does."""
-        spec = prepare_run(self.store, RunSpec(**request)).spec
+        return self._train_work(prepare_run(self.store, RunSpec(**request)).spec)
 
+    def _train_work(self, spec: RunSpec) -> Work:
+        """The training of spec, already checked by prepare_run."""
         def work(job: Job) -> str:
             return self.launcher.run(spec, job)
         return work

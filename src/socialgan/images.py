@@ -154,12 +154,16 @@ def _pixel_bytes(mode: str) -> int:
     return 4
 
 
+def _has_alpha(img: Image.Image) -> bool:
+    return img.mode in _ALPHA_MODES or "transparency" in img.info
+
+
 def decode_cost(img: Image.Image) -> int:
     """Peak bytes decode_rgb needs for an opened (not yet loaded) image: the decoded pixels,
     an oriented copy when EXIF asks for one, the RGBA and RGB copies of the flattening, and
     the buffer libwebp decodes into before Pillow copies it."""
     pixels = img.width * img.height
-    if img.mode in _ALPHA_MODES or "transparency" in img.info:
+    if _has_alpha(img):
         flatten = 8  # an RGBA copy and the RGB result
     else:
         flatten = 0 if img.mode == "RGB" else 4
@@ -208,8 +212,7 @@ def _orientation(img: Image.Image) -> int:
 
 def _flatten(img: Image.Image) -> Image.Image:
     """RGB, with any transparency composited on white, band by band."""
-    alpha = img.mode in _ALPHA_MODES or "transparency" in img.info
-    if not alpha:
+    if not _has_alpha(img):
         return img if img.mode == "RGB" else img.convert("RGB")
     rgba = img if img.mode == "RGBA" else img.convert("RGBA")
     if rgba is not img:

@@ -103,6 +103,10 @@ class Job:
     def cancel_requested(self) -> bool:
         return self._cancel.is_set()
 
+    def wait_for_cancel(self, timeout: float) -> bool:
+        """Sleep up to timeout seconds, waking at once on a cancel; True if cancelled."""
+        return self._cancel.wait(timeout)
+
     def _bump(self) -> None:
         self.version += 1
         self.updated = time.time()
@@ -258,8 +262,9 @@ class JobRunner:
     def get(self, job_id: str, kind: str | None = None) -> Job | JobSnapshot:
         """The live job, or (with a store and a kind) a snapshot of its record."""
         with self._lock:
-            job = next((j for (k, i), j in self._jobs.items()
-                        if i == job_id and kind in (None, k)), None)
+            # _jobs keeps every job this process ran: look up by key when the kind is known.
+            job = self._jobs.get((kind, job_id)) if kind is not None else next(
+                (j for (_, i), j in self._jobs.items() if i == job_id), None)
         if job is not None:
             return job
         if self.store is not None and kind is not None:

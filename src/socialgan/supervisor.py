@@ -22,7 +22,7 @@ import grpc
 from socialgan import settings
 from socialgan.rpc.client import free_port, wait_healthy
 from socialgan.rpc.healthcheck import check_torchserve
-from socialgan.serving.torchserve_config import KEY_FILE_NAME
+from socialgan.serving.torchserve_config import KEY_FILE_NAME, TorchServeConfig
 
 log = logging.getLogger("socialgan.supervisor")
 
@@ -87,10 +87,7 @@ class LocalStack:
         return {name: chosen.get(name) or free_port() for name in SERVICES}
 
     def _env(self, ports: dict[str, int]) -> dict[str, str]:
-        ts = {name: f"127.0.0.1:{free_port()}" for name in
-              ("TORCHSERVE_INFERENCE_ADDR", "TORCHSERVE_MANAGEMENT_ADDR",
-               "TORCHSERVE_HTTP_INFERENCE_ADDR", "TORCHSERVE_HTTP_MANAGEMENT_ADDR",
-               "TORCHSERVE_METRICS_ADDR")}
+        torchserve = TorchServeConfig.on_free_ports(self.workdir / "model-store")
         env = dict(os.environ)
         env.update(
             SOCIALGAN_API_TOKEN=self.token,
@@ -99,10 +96,9 @@ class LocalStack:
             STORAGE_DIR=str((self.storage_dir or self.workdir / "storage").resolve()),
             # The demo's data/ is read in place; the CLI uploads pictures from anywhere else.
             SCRAPER_IMPORT_DIR=settings.get("SCRAPER_IMPORT_DIR") or str(Path.cwd() / "data"),
-            TORCHSERVE_MODEL_STORE=str((self.workdir / "model-store").resolve()),
             TORCHSERVE_WORK_DIR=str((self.workdir / "torchserve").resolve()),
             PYTHONUNBUFFERED="1",
-            **ts,
+            **torchserve.env(),  # its five addresses and model store
         )
         env.update({f"{name.upper()}_SERVICE_ADDR": f"127.0.0.1:{port}"
                     for name, port in ports.items()})

@@ -45,6 +45,8 @@ _TARGETS = {publisher_pb2.PUBLISH_TARGET_UNSPECIFIED: "gallery",
             publisher_pb2.PUBLISH_TARGET_INSTAGRAM: "instagram",
             publisher_pb2.PUBLISH_TARGET_MASTODON: "mastodon",
             publisher_pb2.PUBLISH_TARGET_X: "x"}
+_TARGET_ENUM = {name: value for value, name in _TARGETS.items()
+                if value != publisher_pb2.PUBLISH_TARGET_UNSPECIFIED}
 
 
 def enum_name(names: dict[int, str], value: int, field: str, enum: str) -> str:
@@ -69,6 +71,4 @@ def target_name(target: int) -> str:
 
 def target_enum(name: str) -> int:
     """The PublishTarget of a post's target name (UNSPECIFIED for none known)."""
-    return next((value for value, known in _TARGETS.items()
-                 if known == name and value != publisher_pb2.PUBLISH_TARGET_UNSPECIFIED),
-                publisher_pb2.PUBLISH_TARGET_UNSPECIFIED)
+    return _TARGET_ENUM.get(name, publisher_pb2.PUBLISH_TARGET_UNSPECIFIED)

@@ -31,6 +31,9 @@ log = logging.getLogger("socialgan.rpc")
 HEALTH_PREFIX = "/grpc.health.v1.Health/"
 REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
 STREAM, UNARY = "streaming", "unary"
+# The RpcMethodHandler field holding the behaviour, by (request_streaming, response_streaming).
+_SLOTS = {(False, False): "unary_unary", (False, True): "unary_stream",
+          (True, False): "stream_unary", (True, True): "stream_stream"}
 DEFAULT_MAX_STREAMS = 8
 DEFAULT_MAX_UNARY = 16
 HEALTH_THREADS = 2
@@ -222,9 +225,7 @@ class GuardInterceptor(grpc.ServerInterceptor):
             return handler._replace(unary_stream=_wrap_non_blocking(behaviour))
         wrap = _wrap_stream_response if handler.response_streaming else _wrap_unary_response
         wrapped = wrap(behaviour, method, kind, self.limits, client_streams)
-        slot = {(False, False): "unary_unary", (False, True): "unary_stream",
-                (True, False): "stream_unary", (True, True): "stream_stream"}[
-            (handler.request_streaming, handler.response_streaming)]
+        slot = _SLOTS[(handler.request_streaming, handler.response_streaming)]
         return handler._replace(**{slot: wrapped})
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
-from socialgan.credentials import Credential
+from socialgan.credentials import Credential, origin_of
 from socialgan.errors import InvalidArgument, Unavailable
 from socialgan.errors import quote as quote_input
 from socialgan.scraping.api import ApiClient, expect
@@ -36,18 +36,17 @@ _TAG = re.compile(r"<[^>]+>")
 def instance_url(value: str, field: str = "source.mastodon.instance_url") -> str:
     """https://host from 'host' or a URL; InvalidArgument naming `field` when it is neither
     (another scheme, no host, a bad port, user:password@, a path: an instance is a host)."""
-    value = value.strip().rstrip("/")
+    value = value.strip()
     if not value:
         raise InvalidArgument(field, "is empty; e.g. mastodon.social")
-    if "://" not in value:
+    # A scheme alone ("https://") must not become the host "https".
+    scheme_only = re.fullmatch(r"[a-z][a-z0-9+.-]*:/*", value, re.IGNORECASE)
+    value = value.rstrip("/")
+    if "://" not in value and not scheme_only:
         value = f"https://{value}"
-    parts = urlsplit(value)
-    try:
-        parts.port  # noqa: B018 (raises ValueError on a port out of range or not a number)
-        host = parts.hostname
-    except ValueError:
-        host = None
-    if (parts.scheme not in ("http", "https") or not host or "@" in parts.netloc
+    # origin_of first: it refuses what urlsplit raises on ("https://[abc").
+    parts = urlsplit(value) if not scheme_only and origin_of(value) else None
+    if (parts is None  # another scheme, no host, a bad port, user:password@
             or parts.path or parts.query or parts.fragment
             or any(c.isspace() or ord(c) < 32 for c in parts.netloc)):
         raise InvalidArgument(field, f"{quote_input(value)} is not an instance URL; give "

@@ -50,30 +50,26 @@ _CREATE_FLAGS = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW"
                  | getattr(os, "O_CLOEXEC", 0))
 
 
-class UploadedFolder(FolderSource):
+class _Uploaded:
+    """What sets an upload's source apart from the same source on the service's disk: it
+    is named by the client's label (not the spool path) and its errors by file.name."""
+
+    kind = "upload"
+
+    def __init__(self, path: Path, label: str):
+        super().__init__(path, field="file.name")  # FolderSource or ZipSource, by the MRO
+        self.label = label
+
+    def describe(self) -> str:
+        return f"upload:{self.label}"
+
+
+class UploadedFolder(_Uploaded, FolderSource):
     """The image files of an upload, in its spool folder."""
 
-    kind = "upload"
 
-    def __init__(self, path: Path, label: str):
-        super().__init__(path, field="file.name")
-        self.label = label
-
-    def describe(self) -> str:
-        return f"upload:{self.label}"
-
-
-class UploadedZip(ZipSource):
+class UploadedZip(_Uploaded, ZipSource):
     """The image members of an uploaded archive, in its spool folder."""
-
-    kind = "upload"
-
-    def __init__(self, path: Path, label: str):
-        super().__init__(path, field="file.name")
-        self.label = label
-
-    def describe(self) -> str:
-        return f"upload:{self.label}"
 
 
 def _control(ch: str) -> bool:

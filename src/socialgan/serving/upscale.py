@@ -197,8 +197,8 @@ def upscale_images(images: np.ndarray, request: UpscaleRequest) -> Upscaled:
     size = (request.width, request.height)
     if size == source:
         return Upscaled(images, NONE)
-    upscaler, note = get_upscaler(request.upscaler)
-    if not _needs_upscaling(source, size):  # only shrinking: no network to run
-        upscaler, note = get_upscaler(LANCZOS)
+    # Only shrinking: no network to run, so none is loaded.
+    upscaler, note = get_upscaler(request.upscaler if _needs_upscaling(source, size)
+                                  else LANCZOS)
     out = np.stack([upscaler.upscale(np.ascontiguousarray(image), *size) for image in images])
     return Upscaled(out, upscaler.name, note)

@@ -304,9 +304,7 @@ class KubernetesJobLauncher:
     # -- following a run -------------------------------------------------------------------
 
     def _pause(self, job: Job) -> None:
-        deadline = time.monotonic() + self.poll_s
-        while time.monotonic() < deadline and not job.cancel_requested:
-            time.sleep(min(0.1, self.poll_s))
+        job.wait_for_cancel(self.poll_s)
         job.check_cancelled()
 
     def run(self, spec: RunSpec, job: Job) -> str:
