@@ -34,6 +34,18 @@ if [ -n "$missing_libs" ]; then
   fi
 fi
 
+# The dashboard's browser tests drive Debian's chromium through Playwright, which must never
+# download a browser build of its own (`playwright install` fails offline). Without it those
+# tests are skipped, so this only warns.
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing chromium for the dashboard's browser tests (apt-get)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    say "warning: /usr/bin/chromium missing (run this as root to install it); the dashboard's browser tests are skipped"
+  fi
+fi
+
 PY=${PYTHON:-python3}
 "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 10))' || { say "Python 3.10+ is needed"; exit 1; }
 [ -x .venv/bin/python ] || { say "creating .venv"; "$PY" -m venv .venv; }
@@ -42,7 +54,7 @@ stamp=".venv/.socialgan-$(sha256sum pyproject.toml | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   say "installing Python packages into .venv (torch from local disk where available; a few minutes)"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e '.[train,serve,dev,filter]'
+  .venv/bin/python -m pip install -q -e '.[train,serve,dev,filter,dashboard,publish]'
   rm -f .venv/.socialgan-*; touch "$stamp"
 else
   # The package itself is editable; only re-link when the install was removed.

@@ -105,8 +105,9 @@ def _scalar_values(field: FieldDescriptor, live: str) -> list[tuple[str, object]
         return [(str(v), v) for v in INTS[kind]]
     if kind in (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT):
         return [(repr(v), v) for v in DOUBLES]
-    if kind == FieldDescriptor.TYPE_ENUM:
-        return [(f"enum {v}", v) for v in ENUMS]
+    if kind == FieldDescriptor.TYPE_ENUM:  # every value it has (each target, each mode)
+        return [(f"enum {v.name}", v.number) for v in field.enum_type.values] + \
+            [(f"enum {v}", v) for v in ENUMS]
     if kind == FieldDescriptor.TYPE_BOOL:
         return [("true", True)]
     if kind == FieldDescriptor.TYPE_BYTES:

@@ -30,6 +30,14 @@ def _banner_images(folder, count: int = 24) -> None:
         Image.fromarray(row).save(folder / f"banner-{i:02d}.png")
 
 
+def _why_it_failed(captured, workdir) -> str:
+    """What a failed run printed, and the end of every service's log: CI shows only this."""
+    logs = sorted((workdir / "logs").glob("*")) if (workdir / "logs").is_dir() else []
+    tails = [f"--- {p.name}\n" + "\n".join(p.read_text(errors="replace").splitlines()[-40:])
+             for p in logs if p.is_file()]
+    return "\n".join([captured.out, captured.err, *tails])
+
+
 def test_run_with_aspect_3_ends_with_1500x500_banners(tmp_path, capsys):
     source = tmp_path / "banners-in"
     source.mkdir()
@@ -38,8 +46,9 @@ def test_run_with_aspect_3_ends_with_1500x500_banners(tmp_path, capsys):
     rc = main(["run", "--hashtag", "Covers", "--source", f"folder:{source}", "--aspect", "3",
                "--resolution", "32", "--steps", "5", "--option", "ngf=4", "--option", "ndf=4",
                "--option", "batch_size=8", "--workdir", str(workdir), "-q"])
-    out = capsys.readouterr().out
-    assert rc == 0, out
+    captured = capsys.readouterr()
+    out = captured.out
+    assert rc == 0, _why_it_failed(captured, workdir)
     store = LocalObjectStore(workdir / "storage")
 
     # The dataset the filter made is 3:1 at the asked height.
@@ -67,7 +76,7 @@ def test_run_with_aspect_3_ends_with_1500x500_banners(tmp_path, capsys):
                 if line.startswith("post:"))
     post_id = post.rsplit("#", 1)[1]
     assert post_id in store.get_bytes("posts/index.html").decode()
-    assert store.get_bytes(f"posts/{post_id}/grid.png") == store.get_bytes(grid_key)
+    assert store.get_bytes(f"posts/{post_id}/item-0.png") == store.get_bytes(grid_key)
 
 
 @pytest.mark.parametrize(("args", "option"), [

@@ -387,3 +387,23 @@ def test_third_party_images_match_the_compose_file():
         if not image["name"].startswith("socialgan/"):
             pinned = f"{image['name']}:{image['newTag']}"
             assert re.search(rf":-{re.escape(pinned)}\}}", compose), f"compose lacks {pinned}"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_each_process_gets_only_the_secrets_it_reads(rendered, overlay, monkeypatch):
+    """No envFrom of the whole Secret: each SocialGAN container names the keys it reads, so a
+    publishing token in secrets.env reaches the publisher alone, and the scraper's read
+    tokens reach the scraper alone (settings.ENV_VARS[...].services)."""
+    docs = with_launched_job(rendered[overlay], monkeypatch)
+    for workload, _pod, c, process in socialgan_containers(docs):
+        where = f"{workload['metadata']['name']}/{c['name']}"
+        assert not any("secretRef" in source for source in c.get("envFrom", [])), where
+        for e in c.get("env", []):
+            ref = e.get("valueFrom", {}).get("secretKeyRef")
+            if ref and process in settings.DEFAULT_PORTS:
+                assert process in settings.ENV_VARS[ref["key"]].services, (where, ref["key"])
+    publisher = container(find(docs, "Deployment", "publisher")["spec"]["template"]["spec"],
+                          "publisher")
+    given = {e["name"] for e in publisher["env"] if "valueFrom" in e}
+    assert {"MASTODON_PUBLISH_TOKEN", "INSTAGRAM_PUBLISH_TOKEN", "BLUESKY_APP_PASSWORD",
+            "X_PUBLISH_ACCESS_TOKEN"} <= given

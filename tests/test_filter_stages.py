@@ -166,7 +166,10 @@ def test_optional_nsfw_stage_keeps_safe_photos_and_records_its_score(store, mix)
     people_photos = [ev.Item("astronaut", ev._jpeg(ev.skimage_image("astronaut.png")), "good")]
     put_mix(store, goods + people_photos)
 
-    result = build_dataset(store, TAG, extra_stages=["nsfw"], skip_stages=["outliers", "text"],
+    # Faces (on by default since issue 13) would drop the astronaut before nsfw sees her,
+    # and among eight meadows the renders stage may call her a graphic.
+    result = build_dataset(store, TAG, extra_stages=["nsfw"],
+                           skip_stages=["outliers", "text", "faces", "renders"],
                            dataset_id="nsfw")
 
     manifest = read_manifest(store, "nsfw")

@@ -106,7 +106,7 @@ def test_the_local_stack_gives_each_child_only_the_credentials_it_reads(tmp_path
                  "S3_SECRET_KEY"):
         monkeypatch.setenv(name, f"secret-{name}")
     stack = LocalStack(workdir=tmp_path, token="api-token-of-the-stack")
-    env = stack._env({name: 1 for name in SERVICES})
+    env = stack._env({name: 1 for name in SERVICES}, [2, 3, 4, 5, 6])
     show_env = ["-c", "import json, os; print(json.dumps(sorted(os.environ)))"]
     try:
         for child in ("torchserve", *SERVICES):

@@ -244,6 +244,8 @@ def _baselines(channels, mastodon_url, pics) -> Stack:
         "socialgan.v1.PublisherService.Publish": publish,
         "socialgan.v1.PublisherService.GetPost": publisher_pb2.GetPostRequest(
             post_id=post.post_id),
+        "socialgan.v1.PublisherService.ListPosts": publisher_pb2.ListPostsRequest(
+            page_size=5, target=publisher_pb2.PUBLISH_TARGET_GALLERY),
     }
     return Stack(channels=channels, live=mastodon_url.removeprefix("http://"),
                  baselines=baselines, outcome_of_baseline={})

@@ -1,4 +1,5 @@
-"""Generator service: GenerateGrid and ListModels over gRPC, images from TorchServe.
+"""Generator service: GenerateGrid and ListModels over gRPC, images from TorchServe;
+GenerateCaption, captions from a caption-lm model in this process (socialgan.text).
 
 Thin: every behaviour lives in socialgan.serving (generate_grid, the backends); this
 module only translates messages. TorchServe runs beside it (the local supervisor starts
@@ -14,7 +15,7 @@ import logging
 import grpc
 
 from socialgan import log as logs
-from socialgan.errors import Unavailable
+from socialgan.errors import InvalidArgument, Unavailable
 from socialgan.models.export import list_model_ids, read_card
 from socialgan.rpc.convert import enum_name, format_name
 from socialgan.rpc.server import run_until_signalled, start_server
@@ -22,6 +23,7 @@ from socialgan.serving import output_size, upscale
 from socialgan.serving.backends import GeneratorBackend, TorchServeBackend
 from socialgan.serving.grid import GridResult, card_metrics, generate_grid
 from socialgan.storage import ObjectStore, open_store
+from socialgan.text.generate import sample_caption
 from socialgan.v1 import generator_pb2, generator_pb2_grpc
 
 log = logging.getLogger("socialgan.generator")
@@ -38,7 +40,21 @@ _UPSCALERS = {generator_pb2.UPSCALER_UNSPECIFIED: None,
               generator_pb2.UPSCALER_NONE: upscale.NONE,
               generator_pb2.UPSCALER_LANCZOS: upscale.LANCZOS,
               generator_pb2.UPSCALER_REALESRGAN_X4PLUS: upscale.X4PLUS,
-              generator_pb2.UPSCALER_REALESRGAN_ANIME: upscale.ANIME}
+              generator_pb2.UPSCALER_REALESRGAN_ANIME: upscale.ANIME,
+              generator_pb2.UPSCALER_OWN: upscale.OWN_PREFIX}
+
+
+def _upscaler(request) -> str | None:
+    """The core's upscaler name: UPSCALER_OWN with upscaler_model_id is own:<model_id>."""
+    name = enum_name(_UPSCALERS, request.upscaler, "upscaler", "Upscaler")
+    if name == upscale.OWN_PREFIX:
+        if not request.upscaler_model_id:
+            raise InvalidArgument("upscaler_model_id", "is empty; UPSCALER_OWN needs the "
+                                  "model_id of a sr-espcn training run")
+        return upscale.check_upscaler(name + request.upscaler_model_id, "upscaler_model_id")
+    if request.upscaler_model_id:
+        raise InvalidArgument("upscaler_model_id", "is only for upscaler UPSCALER_OWN")
+    return name
 
 
 def _metadata(result: GridResult) -> generator_pb2.GridMetadata:
@@ -68,7 +84,7 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
             preset=enum_name(_PRESETS, request.size_preset, "size_preset", "SizePreset"),
             tile_size=((request.tile_size.width, request.tile_size.height)
                        if request.HasField("tile_size") else None),
-            upscaler=enum_name(_UPSCALERS, request.upscaler, "upscaler", "Upscaler"),
+            upscaler=_upscaler(request),
             quality=request.quality if request.HasField("quality") else None,
         )
         log.info("grid", extra={"model_id": result.model_id, "seed": result.seed,
@@ -77,6 +93,19 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         return generator_pb2.GenerateGridResponse(
             grid=result.grid, images=result.images, content_type=result.content_type,
             metadata=_metadata(result), grid_key=result.grid_key or "")
+
+    def GenerateCaption(self, request, context):
+        # In this process, not TorchServe: a caption model is ~0.4 M parameters and a
+        # caption a few hundred forward passes on the CPU (milliseconds each); a TorchServe
+        # worker (~680 MB) and a .mar for it would cost far more than the model itself.
+        result = sample_caption(self.store, request.model_id, request.seed, request.prompt)
+        log.info("caption", extra={"model_id": result.model_id, "seed": result.seed,
+                                   "generated": result.generated, "attempts": result.attempts})
+        return generator_pb2.GenerateCaptionResponse(
+            text=result.text, generated=result.generated, model_id=result.model_id,
+            seed=result.seed, attempts=result.attempts,
+            rejected=[",".join(problems) for problems in result.rejected],
+            hashtag=result.hashtag, method=result.method, metrics=result.metrics)
 
     def ListModels(self, request, context):
         try:

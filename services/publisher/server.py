@@ -6,13 +6,21 @@ from __future__ import annotations
 import grpc
 
 from socialgan import log
-from socialgan.publishing import CaptionInputs, Post, get_post, publish
+from socialgan.errors import InvalidArgument
+from socialgan.publishing import (
+    CaptionInputs,
+    Post,
+    PublishOptions,
+    get_post,
+    list_post_page,
+    publish,
+)
 from socialgan.publishing import post as post_states
-from socialgan.rpc.convert import target_enum, target_name
+from socialgan.rpc.convert import mode_enum, mode_name, target_enum, target_name
 from socialgan.rpc.server import run_until_signalled, start_server
 from socialgan.storage import ObjectStore, open_store
 from socialgan.v1 import publisher_pb2, publisher_pb2_grpc
-from socialgan.validation import check_identifier
+from socialgan.validation import check_identifier, check_length
 
 SERVICE_NAME = publisher_pb2.DESCRIPTOR.services_by_name["PublisherService"].full_name
 
@@ -22,14 +30,27 @@ _STATES = {
     post_states.PUBLISHED: publisher_pb2.POST_STATE_PUBLISHED,
     post_states.FAILED: publisher_pb2.POST_STATE_FAILED,
 }
+_VISIBILITIES = ("public", "unlisted", "private", "direct")
+MAX_GENERATED_CHARS = 1000
 
 
 def caption_inputs(msg: publisher_pb2.CaptionInputs) -> CaptionInputs:
     if msg.model_id:  # it is printed as the model that made the grid: an id, not free text
         check_identifier(msg.model_id, "caption.model_id")
+    check_length(msg.generated_text, "caption.generated_text", MAX_GENERATED_CHARS)
     return CaptionInputs(hashtag=msg.hashtag, method=msg.method, metrics=dict(msg.metrics),
                          model_id=msg.model_id, seed=msg.seed if msg.model_id else None,
-                         extra_hashtags=tuple(msg.extra_hashtags))
+                         extra_hashtags=tuple(msg.extra_hashtags),
+                         generated_text=msg.generated_text)
+
+
+def publish_options(request: publisher_pb2.PublishRequest) -> PublishOptions:
+    visibility = request.visibility.strip().lower()
+    if visibility and visibility not in _VISIBILITIES:
+        check_length(request.visibility, "visibility", 20)
+        raise InvalidArgument("visibility", f"{request.visibility!r} is not one of "
+                              f"{', '.join(_VISIBILITIES)}")
+    return PublishOptions(mode=mode_name(request.mode), visibility=visibility)
 
 
 def post_message(post: Post) -> publisher_pb2.Post:
@@ -37,7 +58,13 @@ def post_message(post: Post) -> publisher_pb2.Post:
         post_id=post.post_id, target=target_enum(post.target),
         state=_STATES.get(post.state, publisher_pb2.POST_STATE_UNSPECIFIED),
         caption=post.caption, url=post.url, grid_key=post.grid_key, error=post.error,
-        dry_run=post.dry_run, created_unix=post.created_unix)
+        dry_run=post.dry_run, created_unix=post.created_unix, mode=mode_enum(post.mode),
+        items=[publisher_pb2.PostItem(
+            image_key=i.image_key, alt_text=i.alt_text, width=i.width, height=i.height,
+            size_bytes=i.size_bytes, platform_id=i.platform_id, url=i.url, step=i.step)
+            for i in post.items],
+        platform_ids=post.platform_ids, urls=post.urls, checks=post.checks,
+        attempts=post.attempts, updated_unix=post.updated_unix)
 
 
 class PublisherServicer(publisher_pb2_grpc.PublisherServiceServicer):
@@ -46,12 +73,20 @@ class PublisherServicer(publisher_pb2_grpc.PublisherServiceServicer):
 
     def Publish(self, request, context):
         target = target_name(request.target)
+        options = publish_options(request)
         caption = caption_inputs(request.caption) if request.HasField("caption") else None
         return post_message(publish(self.store, target, request.grid_key, caption,
-                                    request.dry_run, request.idempotency_key))
+                                    request.dry_run, request.idempotency_key, options))
 
     def GetPost(self, request, context):
-        return post_message(get_post(self.store, request.post_id))
+        return post_message(get_post(self.store, request.post_id, refresh=request.refresh))
+
+    def ListPosts(self, request, context):
+        target = target_name(request.target) if request.target else ""
+        posts, next_token = list_post_page(self.store, request.page_size, request.page_token,
+                                           target)
+        return publisher_pb2.ListPostsResponse(posts=[post_message(p) for p in posts],
+                                               next_page_token=next_token)
 
 
 def register(server: grpc.Server, store: ObjectStore) -> list[str]:

@@ -20,6 +20,7 @@ from pathlib import Path
 from socialgan import settings
 from socialgan.errors import InvalidArgument, SocialGanError
 from socialgan.pipeline import (
+    MODES,
     TARGETS,
     PipelineError,
     PipelineOptions,
@@ -73,7 +74,21 @@ def _add_pipeline_args(p: argparse.ArgumentParser, *, hashtag: str | None,
                    metavar="KEY=VALUE", help="model/training option, e.g. ngf=32")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--target", choices=sorted(TARGETS), default="gallery")
-    p.add_argument("--dry-run", action="store_true", help="build the post, do not publish")
+    p.add_argument("--mode", choices=list(MODES), default="single",
+                   help="single: the grid as one image; tiles: its images in one post; "
+                   "carousel (Instagram); profile-grid (Instagram: nine posts forming a 3x3); "
+                   "banner (X: the profile's cover picture)")
+    p.add_argument("--visibility", default="", choices=["", "public", "unlisted", "private",
+                                                         "direct"],
+                   help="Mastodon's (default: the publisher's MASTODON_VISIBILITY)")
+    p.add_argument("--caption", choices=["template", "generated"], default="template",
+                   help="generated: a first line written by a caption model trained on the "
+                   "dataset's own captions (the run's facts follow it)")
+    p.add_argument("--caption-seconds", type=float, default=60.0,
+                   help="training budget of the caption model (--caption generated)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="render exactly what would be sent into posts/ and the gallery page; "
+                   "send nothing")
     p.add_argument("--remote", action="store_true",
                    help="use running services at *_SERVICE_ADDR instead of a local stack")
     p.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR,
@@ -86,7 +101,8 @@ def _options(args) -> PipelineOptions:
         hashtag=args.hashtag, source=args.source, limit=args.limit, model=args.model,
         resolution=args.resolution, aspect=args.aspect, steps=args.steps,
         seconds=args.seconds, options=dict(args.option), seed=args.seed,
-        target=args.target, dry_run=args.dry_run)
+        target=args.target, mode=args.mode, visibility=args.visibility, dry_run=args.dry_run,
+        caption=args.caption, caption_seconds=args.caption_seconds)
 
 
 def _run(args) -> int:
@@ -116,6 +132,13 @@ def _run(args) -> int:
     return 0
 
 
+def _upscaler_name(text: str) -> str:
+    if text in UPSCALERS or (text.startswith("own:") and len(text) > 4):
+        return text
+    raise argparse.ArgumentTypeError(f"{text[:40]!r} is not one of {', '.join(UPSCALERS)} "
+                                     "or own:<model_id>")
+
+
 def _demo(args) -> int:
     if not args.remote and not Path(args.source.split(":", 1)[1]).exists():
         print(f"{args.source}: no demo images; run scripts/fetch_demo_images.sh (make demo "
@@ -134,6 +157,7 @@ def _up(args) -> int:
                        storage_dir=Path(storage_dir).resolve() if storage_dir else None,
                        ports={name: getattr(args, f"{name}_port") for name in SERVICES
                               if getattr(args, f"{name}_port") is not None},
+                       dashboard_port=args.dashboard_port,
                        **({"token": exported_token} if exported_token else {}))
     # SIGTERM stops the stack as Ctrl-C does (the children run in sessions of their own
     # and would outlive us otherwise), during start-up too.
@@ -144,6 +168,8 @@ def _up(args) -> int:
         print("SOCIALGAN_API_TOKEN=" + ("(as exported)" if exported_token else endpoints.token))
         for name in SERVICES:
             print(f"{name.upper()}_SERVICE_ADDR={getattr(endpoints, name)}")
+        if endpoints.dashboard:
+            print(f"DASHBOARD_URL={endpoints.dashboard}/")
         print("running; Ctrl-C or SIGTERM stops everything", file=sys.stderr, flush=True)
         sys.stdout.flush()
         while True:
@@ -249,6 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
         up.add_argument(f"--{name}-port", type=_port, metavar="PORT",
                         help=f"{name}'s port (default {settings.DEFAULT_PORTS[name]}; 0: a "
                         "free one)")
+    up.add_argument("--dashboard-port", type=_port, metavar="PORT",
+                    help="also start the web dashboard on this port (e.g. 8088; 0: a free "
+                    "one) and print its address")
     up.set_defaults(func=_up)
 
     gen = sub.add_parser("generate", help="generate a grid from a trained model")
@@ -257,8 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--count", type=int, default=9)
     gen.add_argument("--out", type=Path, default=Path("grid.png"))
     gen.add_argument("--size", choices=PRESETS, help="output size preset (default original)")
-    gen.add_argument("--upscaler", choices=UPSCALERS,
-                     help="what resizes (default: the model's, else lanczos)")
+    gen.add_argument("--upscaler", type=_upscaler_name, metavar="|".join([*UPSCALERS, "own:ID"]),
+                     help="what resizes (default: the model's, else lanczos); own:ID is our "
+                     "own upscaler, the model of a sr-espcn training run")
     gen.set_defaults(func=_generate)
 
     met = sub.add_parser("metrics", help="compute metrics of a stored run (STORAGE_* from env)")
@@ -288,9 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
     flt.add_argument("--json", action="store_true", help="also print the whole report")
     flt.set_defaults(func=_filter)
 
-    lst = sub.add_parser("list", help="list the recorded scrapes, datasets or training runs "
+    lst = sub.add_parser("list", help="list the recorded scrapes, datasets, training runs or posts "
                          "of running services (*_SERVICE_ADDR, SOCIALGAN_API_TOKEN from env)")
-    lst.add_argument("what", choices=("scrapes", "datasets", "runs"))
+    lst.add_argument("what", choices=("scrapes", "datasets", "runs", "posts"))
     lst.add_argument("--address", help="host:port of the service (default: from env)")
     lst.add_argument("--page-size", type=int, default=100)
     lst.set_defaults(func=_list)

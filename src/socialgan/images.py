@@ -46,6 +46,9 @@ FORMATS = {  # name -> (Pillow format, content type, extension)
     "jpeg": ("JPEG", "image/jpeg", ".jpg"),
     "webp": ("WEBP", "image/webp", ".webp"),
 }
+# The content type stored with an image, by the extension sniff_extension() gives it.
+CONTENT_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".gif": "image/gif",
+                 ".webp": "image/webp", ".bmp": "image/bmp"}
 
 _WHITE = (255, 255, 255)
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")

@@ -28,6 +28,7 @@ from socialgan.scraping.sources import UrlListSource, local_spec_path, url_list_
 from socialgan.scraping.upload import upload_parts
 from socialgan.serving.output_size import BANNER
 from socialgan.supervisor import Endpoints
+from socialgan.text import CAPTION_MODEL
 from socialgan.training.plan import check_image_size
 from socialgan.v1 import (
     common_pb2,
@@ -65,6 +66,12 @@ class PipelineOptions:
     seed: int = 0
     grid_seed: int | None = None
     target: str = "gallery"
+    mode: str = "single"  # single, tiles, carousel, profile-grid, banner (publishing.MODES)
+    # template: the caption from the run's facts; generated: a line written by a caption
+    # model trained (caption_seconds) on the dataset's own captions, then the facts.
+    caption: str = "template"
+    caption_seconds: float = 60.0
+    visibility: str = ""  # Mastodon's; "" the publisher's MASTODON_VISIBILITY
     dry_run: bool = False
 
 
@@ -81,8 +88,27 @@ TARGETS = {
     "gallery": publisher_pb2.PUBLISH_TARGET_GALLERY,
     "instagram": publisher_pb2.PUBLISH_TARGET_INSTAGRAM,
     "mastodon": publisher_pb2.PUBLISH_TARGET_MASTODON,
+    "bluesky": publisher_pb2.PUBLISH_TARGET_BLUESKY,
     "x": publisher_pb2.PUBLISH_TARGET_X,
 }
+MODES = {
+    "single": publisher_pb2.PUBLISH_MODE_SINGLE,
+    "tiles": publisher_pb2.PUBLISH_MODE_TILES,
+    "carousel": publisher_pb2.PUBLISH_MODE_CAROUSEL,
+    "profile-grid": publisher_pb2.PUBLISH_MODE_PROFILE_GRID,
+    "banner": publisher_pb2.PUBLISH_MODE_BANNER,
+}
+
+
+def grid_size(opts: PipelineOptions) -> str | None:
+    """The GenerateGrid size preset a run asks for: banners for a banner run; for a social
+    network, 1080 px (the whole grid for one image, each tile for posts made of tiles); the
+    model's own size for the gallery."""
+    if opts.aspect == 3:
+        return BANNER
+    if opts.target == "gallery":
+        return None
+    return "instagram" if opts.mode == "single" else "instagram-tiles"
 
 
 # aspect -> (FilterDataset's Aspect, GenerateGrid's size preset, count, columns of the
@@ -230,13 +256,17 @@ def filter_dataset(endpoints: Endpoints, opts: PipelineOptions, quiet=False) -> 
 
 
 def train(endpoints: Endpoints, opts: PipelineOptions, dataset_id: str,
-          quiet=False) -> trainer_pb2.TrainingJob:
+          quiet=False, *, caption_model: bool = False) -> trainer_pb2.TrainingJob:
+    """The run's GAN, or (caption_model) the caption language model on the same dataset's
+    captions, within opts.caption_seconds."""
     stub = trainer_pb2_grpc.TrainerServiceStub(open_channel(endpoints.trainer, endpoints.token))
+    model = CAPTION_MODEL if caption_model else opts.model
+    budget = (trainer_pb2.TrainingBudget(seconds=opts.caption_seconds) if caption_model else
+              trainer_pb2.TrainingBudget(steps=opts.steps, seconds=opts.seconds))
     job = stub.StartTraining(trainer_pb2.StartTrainingRequest(
-        dataset_id=dataset_id, model=opts.model, options=opts.options, seed=opts.seed,
-        budget=trainer_pb2.TrainingBudget(steps=opts.steps, seconds=opts.seconds),
-    ), timeout=QUICK)
-    with _bar(f"train {opts.model}", job.total_steps or None, quiet) as bar:
+        dataset_id=dataset_id, model=model, options={} if caption_model else opts.options,
+        seed=opts.seed, budget=budget), timeout=QUICK)
+    with _bar(f"train {model}", job.total_steps or None, quiet) as bar:
         watch = stub.WatchTraining(trainer_pb2.WatchTrainingRequest(run_id=job.run_id),
                                    timeout=LONG)
         try:
@@ -258,14 +288,18 @@ def generate(endpoints: Endpoints, model_id: str, seed: int | None = None, count
              store: bool = True, size: str | None = None, upscaler: str | None = None,
              columns: int | None = None) -> generator_pb2.GenerateGridResponse:
     """size: a preset name (original, instagram, instagram-tiles, banner); upscaler: none,
-    lanczos, realesrgan-x4plus or realesrgan-anime (None: the server's default)."""
+    lanczos, realesrgan-x4plus, realesrgan-anime or own:<model_id> (None: the server's
+    default)."""
     stub = generator_pb2_grpc.GeneratorServiceStub(
         open_channel(endpoints.generator, endpoints.token))
     request = generator_pb2.GenerateGridRequest(model_id=model_id, count=count, store=store)
     if size:  # the enums spell the names: instagram-tiles -> SIZE_PRESET_INSTAGRAM_TILES
         request.size_preset = generator_pb2.SizePreset.Value(
             "SIZE_PRESET_" + size.upper().replace("-", "_"))
-    if upscaler:
+    if upscaler and upscaler.startswith("own:"):  # our own upscaler, a sr-espcn run
+        request.upscaler = generator_pb2.UPSCALER_OWN
+        request.upscaler_model_id = upscaler.removeprefix("own:")
+    elif upscaler:
         request.upscaler = generator_pb2.Upscaler.Value(
             "UPSCALER_" + upscaler.upper().replace("-", "_"))
     if seed is not None:
@@ -275,18 +309,51 @@ def generate(endpoints: Endpoints, model_id: str, seed: int | None = None, count
     return stub.GenerateGrid(request, timeout=GENERATE)
 
 
+def generate_caption(endpoints: Endpoints, model_id: str,
+                     seed: int) -> generator_pb2.GenerateCaptionResponse:
+    stub = generator_pb2_grpc.GeneratorServiceStub(
+        open_channel(endpoints.generator, endpoints.token))
+    return stub.GenerateCaption(generator_pb2.GenerateCaptionRequest(model_id=model_id,
+                                                                     seed=seed), timeout=QUICK)
+
+
 def publish(endpoints: Endpoints, grid: generator_pb2.GenerateGridResponse, target: str,
-            dry_run: bool) -> publisher_pb2.Post:
+            dry_run: bool, mode: str = "single", visibility: str = "",
+            generated_text: str = "") -> publisher_pb2.Post:
     stub = publisher_pb2_grpc.PublisherServiceStub(
         open_channel(endpoints.publisher, endpoints.token))
     meta = grid.metadata
     return stub.Publish(publisher_pb2.PublishRequest(
-        target=TARGETS[target], grid_key=grid.grid_key, dry_run=dry_run,
-        idempotency_key=f"{meta.model_id}-{meta.seed}-{meta.count}",
+        target=TARGETS[target], grid_key=grid.grid_key, dry_run=dry_run, mode=MODES[mode],
+        visibility=visibility,
+        idempotency_key=f"{meta.model_id}-{meta.seed}-{meta.count}-{mode}",
         caption=publisher_pb2.CaptionInputs(
             hashtag=meta.hashtag, method=meta.method, metrics=dict(meta.metrics),
-            model_id=meta.model_id, seed=meta.seed),
+            model_id=meta.model_id, seed=meta.seed, generated_text=generated_text),
     ), timeout=QUICK)
+
+
+def written_caption(endpoints: Endpoints, opts: PipelineOptions, dataset_id: str, seed: int,
+                    quiet: bool) -> str:
+    """The caption model's line for the post (caption mode "generated"), or "" when the
+    dataset's posts had too few captions to train on or no line passed the checks: the
+    template caption then goes alone, and the run goes on."""
+    say = _sayer(quiet)
+    try:
+        captions = train(endpoints, opts, dataset_id, quiet, caption_model=True)
+        written = generate_caption(endpoints, captions.run_id, seed)
+    except grpc.RpcError as exc:
+        if exc.code() != grpc.StatusCode.FAILED_PRECONDITION:
+            raise
+        say(f"no caption model: {exc.details()}; the template caption is used")
+        return ""
+    except PipelineError as exc:
+        say(f"no caption model: {exc}; the template caption is used")
+        return ""
+    text = written.text if written.generated else ""
+    say(f"caption model {captions.run_id}: "
+        + (repr(text) if text else "no line passed the checks; the template is used"))
+    return text
 
 
 def run_pipeline(
@@ -296,7 +363,8 @@ def run_pipeline(
     message) at the first stage that fails, after printing what that stage did."""
     say = _sayer(quiet)
     check_options(opts)
-    _, size, count, columns = ASPECTS[opts.aspect]
+    _, _, count, columns = ASPECTS[opts.aspect]
+    size = grid_size(opts)
     try:
         scraped = scrape(endpoints, opts, quiet)
         say(scrape_summary(scraped))
@@ -311,7 +379,10 @@ def run_pipeline(
         say(f"grid {grid.grid_key}: {grid.metadata.count} images of {grid.metadata.width}x"
             f"{grid.metadata.height}, seed {grid.metadata.seed}, "
             f"{grid.metadata.latency_ms:.0f} ms")
-        post = publish(endpoints, grid, opts.target, opts.dry_run)
+        text = written_caption(endpoints, opts, dataset.dataset_id, grid.metadata.seed,
+                               quiet) if opts.caption == "generated" else ""
+        post = publish(endpoints, grid, opts.target, opts.dry_run, opts.mode, opts.visibility,
+                       text)
         say(f"post {post.post_id}: {publisher_pb2.PostState.Name(post.state)} at {post.url}")
     except grpc.RpcError as exc:
         raise PipelineError(f"{exc.code().name}: {exc.details()}") from None

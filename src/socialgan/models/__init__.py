@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from socialgan.errors import InvalidArgument, quote
-from socialgan.models import dcgan, dcgan_diffaug, lapgan
+from socialgan.models import dcgan, dcgan_diffaug, lapgan, sr_espcn
 
 # name -> (build_generator(**options), build_discriminator(**options), default options)
 ARCHITECTURES: dict[str, tuple[Callable[..., nn.Module], Callable[..., nn.Module], dict]] = {
@@ -29,34 +29,66 @@ RECIPES: dict[str, dict[str, Any]] = {
     "dcgan": {"loss": "bce", "augment": "", "ema_decay": 0.0},
     "dcgan-diffaug": dcgan_diffaug.RECIPE,
     "lapgan": lapgan.RECIPE,
+    "sr-espcn": sr_espcn.RECIPE,
+}
+# Upscaler models: trained by StartTraining (model=...) and exported like the GANs, but they
+# make big images from small ones (socialgan.training.sr), not images from latents.
+# name -> (build_network(**options), default options)
+UPSCALER_MODELS: dict[str, tuple[Callable[..., nn.Module], dict]] = {
+    "sr-espcn": (sr_espcn.ESPCN, sr_espcn.DEFAULTS),
 }
 # Human-readable names for model cards and captions.
 TITLES = {"dcgan": "DCGAN (PyTorch tutorial)",
           "dcgan-diffaug": "DCGAN + DiffAugment, hinge, spectral norm, EMA",
-          "lapgan": "LAPGAN (Laplacian pyramid)"}
+          "lapgan": "LAPGAN (Laplacian pyramid)",
+          "sr-espcn": "ESPCN super-resolution (own upscaler)"}
+
+
+# Options added after models were exported: name -> the value a saved card or checkpoint
+# that lacks it was made with (new runs get ARCHITECTURES' default instead).
+ABSENT_OPTIONS: dict[str, dict[str, Any]] = {"dcgan-diffaug": dcgan_diffaug.ABSENT}
+# Options that take one of a few words, not a number.
+OPTION_CHOICES = {"upsample": dcgan.UPSAMPLING}
 
 
 def arch_options(arch: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The architecture's defaults with overrides applied; unknown names are rejected."""
-    if arch not in ARCHITECTURES:
+    if arch in UPSCALER_MODELS:
+        defaults = UPSCALER_MODELS[arch][1]
+    elif arch in ARCHITECTURES:
+        defaults = ARCHITECTURES[arch][2]
+    else:
         raise InvalidArgument("model", f"unknown architecture {quote(arch)}; known: "
-                              + ", ".join(sorted(ARCHITECTURES)))
-    defaults = ARCHITECTURES[arch][2]
+                              + ", ".join(sorted([*ARCHITECTURES, *UPSCALER_MODELS])))
     options = dict(defaults)
     for key, value in (overrides or {}).items():
         if key not in defaults:
             raise InvalidArgument(f"options.{key}", f"not an option of {arch}; known: "
                                   + ", ".join(sorted(defaults)))
         options[key] = type(defaults[key])(value)
+        if key in OPTION_CHOICES and options[key] not in OPTION_CHOICES[key]:
+            raise InvalidArgument(f"options.{key}", f"{str(value)[:40]!r} is not one of "
+                                  + ", ".join(OPTION_CHOICES[key]))
     return options
 
 
+def saved_arch_options(arch: str, saved: dict[str, Any]) -> dict[str, Any]:
+    """The options a stored network (model card, checkpoint) was built with: what it
+    says, and for an option it predates, what that option's absence meant then."""
+    return arch_options(arch, {**ABSENT_OPTIONS.get(arch, {}), **saved})
+
+
+# Both builders read options as saved_arch_options does: every caller passes either a
+# stored card's options or a full set from arch_options, so only an old card lacks one.
 def build_generator(arch: str, options: dict[str, Any]) -> nn.Module:
-    return ARCHITECTURES[arch][0](**arch_options(arch, options))
+    """The network a model card names: a GAN's generator, or an upscaler model's network."""
+    if arch in UPSCALER_MODELS:
+        return UPSCALER_MODELS[arch][0](**arch_options(arch, options))
+    return ARCHITECTURES[arch][0](**saved_arch_options(arch, options))
 
 
 def build_discriminator(arch: str, options: dict[str, Any]) -> nn.Module:
-    return ARCHITECTURES[arch][1](**arch_options(arch, options))
+    return ARCHITECTURES[arch][1](**saved_arch_options(arch, options))
 
 
 def latents(seed: int, count: int, latent_dim: int) -> torch.Tensor:

@@ -27,26 +27,48 @@ def _levels(image_size: int) -> int:
     return {32: 3, 64: 4, 128: 5, 256: 6}[image_size]
 
 
+# How a generator layer doubles the size. "transposed" is the tutorial's strided
+# ConvTranspose2d(4, 2, 1): its kernel overlaps unevenly (2 taps on one output pixel, 1 on
+# its neighbour), which draws a period-2 dot lattice over the images (Odena et al. 2016,
+# "Deconvolution and Checkerboard Artifacts"). "nearest"/"bilinear" resize first, then a
+# 3x3 convolution: every output pixel sees the same number of taps, so no lattice.
+UPSAMPLING = ("transposed", "nearest", "bilinear")
+
+
+def check_upsample(upsample: str) -> str:
+    if upsample not in UPSAMPLING:
+        raise ValueError(f"upsample {upsample!r} is not one of {', '.join(UPSAMPLING)}")
+    return upsample
+
+
+def _doubling(width_in: int, width_out: int, upsample: str, bias: bool) -> list[nn.Module]:
+    if check_upsample(upsample) == "transposed":
+        return [nn.ConvTranspose2d(width_in, width_out, 4, 2, 1, bias=bias)]
+    return [nn.Upsample(scale_factor=2, mode=upsample),
+            nn.Conv2d(width_in, width_out, 3, 1, 1, bias=bias)]
+
+
 def generator_layers(nz: int, ngf: int, nc: int, image_size: int, seed_width: int = 4,
-                     last_bias: bool = False) -> nn.Sequential:
+                     last_bias: bool = False, upsample: str = "transposed") -> nn.Sequential:
     """The DCGAN generator stack: a seed map of 4 x seed_width from the latent, then
-    transposed convolutions doubling the size until image_size. Shared by every
-    DCGAN-class model, so their exports have the same layout."""
+    layers doubling the size until image_size (by `upsample`, see UPSAMPLING). Shared by
+    every DCGAN-class model, so their exports have the same layout."""
     levels = _levels(image_size)
     width = ngf * 2 ** (levels - 1)
     layers: list[nn.Module] = [
+        # On the 1x1 latent this is a dense layer, whatever `upsample` is: no lattice.
         nn.ConvTranspose2d(nz, width, (4, seed_width), 1, 0, bias=False),
         nn.BatchNorm2d(width),
         nn.ReLU(True),
     ]
     for _ in range(levels - 1):
         layers += [
-            nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False),
+            *_doubling(width, width // 2, upsample, bias=False),
             nn.BatchNorm2d(width // 2),
             nn.ReLU(True),
         ]
         width //= 2
-    layers += [nn.ConvTranspose2d(width, nc, 4, 2, 1, bias=last_bias), nn.Tanh()]
+    layers += [*_doubling(width, nc, upsample, bias=last_bias), nn.Tanh()]
     return nn.Sequential(*layers)
 
 

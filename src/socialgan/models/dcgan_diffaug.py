@@ -9,7 +9,10 @@ the DCGAN generator (so it is as cheap to serve) and changes what makes D win:
 - the hinge loss, which stops pushing D once a sample is classified with margin;
 - DiffAugment (Zhao et al. 2020) on every D input, real and fake, and an EMA copy of
   G for sampling and export: both are training choices, so they live in RECIPE (the
-  loop's defaults for this model), not in the networks.
+  loop's defaults for this model), not in the networks;
+- G doubles its size by nearest-neighbour resize and a 3x3 convolution, not the
+  tutorial's strided transposed convolution, whose dot lattice covered the demo's grid
+  (same steps, demo set: SWD 146.7 -> 55.9; benchmarks/RESULTS.md, 2026-12-02).
 
 Banners: aspect=3 makes 3:1 images (e.g. 64x192) by starting from a 4x12 seed map.
 """
@@ -21,7 +24,13 @@ from torch.nn.utils import spectral_norm
 
 from socialgan.models.dcgan import _init_weights, _levels, generator_layers
 
-DEFAULTS = {"nz": 100, "ngf": 32, "ndf": 32, "nc": 3, "image_size": 64, "aspect": 1}
+# upsample: resize-then-convolve ("nearest") rather than the tutorial's strided transposed
+# convolution, which leaves a dot lattice (models.dcgan.UPSAMPLING; benchmarks/demo_grid.py).
+DEFAULTS = {"nz": 100, "ngf": 32, "ndf": 32, "nc": 3, "image_size": 64, "aspect": 1,
+            "upsample": "nearest"}
+# What an option means when a model card or checkpoint lacks it: models exported before
+# the option existed were made with this value, whatever new runs default to.
+ABSENT = {"upsample": "transposed"}
 # Loop defaults for this model (training.config.LoopOptions fields); a request overrides any.
 # Adam 5e-4 with beta1=0, beta2=0.99 rather than the tutorial's 2e-4/0.5/0.999: with a
 # spectral-norm D and hinge loss, momentum-free Adam is the usual choice (SNGAN, SAGAN,
@@ -39,10 +48,11 @@ def check_aspect(aspect: int) -> int:
 
 
 class Generator(nn.Module):
-    def __init__(self, nz=100, ngf=32, ndf=32, nc=3, image_size=64, aspect=1):
+    def __init__(self, nz=100, ngf=32, ndf=32, nc=3, image_size=64, aspect=1,
+                 upsample="nearest"):
         super().__init__()
-        self.main = generator_layers(nz, ngf, nc, image_size,
-                                     seed_width=4 * check_aspect(aspect), last_bias=True)
+        self.main = generator_layers(nz, ngf, nc, image_size, seed_width=4 * check_aspect(aspect),
+                                     last_bias=True, upsample=upsample)
         self.apply(_init_weights)
 
     def forward(self, z):
@@ -50,7 +60,8 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    def __init__(self, nz=100, ngf=32, ndf=32, nc=3, image_size=64, aspect=1):
+    def __init__(self, nz=100, ngf=32, ndf=32, nc=3, image_size=64, aspect=1,
+                 upsample="nearest"):
         super().__init__()
         levels = _levels(image_size)
         seed_w = 4 * check_aspect(aspect)

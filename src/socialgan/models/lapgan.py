@@ -22,12 +22,14 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import spectral_norm
 
-from socialgan.models.dcgan import _init_weights
+from socialgan.models.dcgan import _doubling, _init_weights
 from socialgan.models.dcgan_diffaug import RECIPE as _DIFFAUG_RECIPE
 from socialgan.models.dcgan_diffaug import check_aspect
 
+# upsample: how the coarse generator doubles (models.dcgan.UPSAMPLING). Its lattice is
+# smoothed by the bilinear pyramid above it, so the tutorial's layer stays the default here.
 DEFAULTS = {"nz": 100, "ngf": 32, "ndf": 32, "nc": 3, "image_size": 128, "aspect": 1,
-            "base_size": 16, "z_channels": 8}
+            "base_size": 16, "z_channels": 8, "upsample": "transposed"}
 # Adam stays at 2e-4/0.5/0.999: dcgan-diffaug's faster settings were tuned on its own
 # networks only.
 RECIPE = dict(_DIFFAUG_RECIPE, batch_size=32, lr=2e-4, beta1=0.5, beta2=0.999)
@@ -42,9 +44,10 @@ def _pyramid_levels(image_size: int, base_size: int) -> int:
 
 
 class _Coarse(nn.Module):
-    """z -> base_size image, DCGAN-style transposed convolutions."""
+    """z -> base_size image, DCGAN-style."""
 
-    def __init__(self, nz: int, ngf: int, nc: int, base_size: int, aspect: int):
+    def __init__(self, nz: int, ngf: int, nc: int, base_size: int, aspect: int,
+                 upsample: str = "transposed"):
         super().__init__()
         ups = int(math.log2(base_size // 4))
         width = ngf * 2 ** ups
@@ -52,7 +55,7 @@ class _Coarse(nn.Module):
                                                       bias=False),
                                    nn.BatchNorm2d(width), nn.ReLU(True)]
         for _ in range(ups):
-            layers += [nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False),
+            layers += [*_doubling(width, width // 2, upsample, bias=False),
                        nn.BatchNorm2d(width // 2), nn.ReLU(True)]
             width //= 2
         layers += [nn.Conv2d(width, nc, 3, 1, 1), nn.Tanh()]
@@ -80,10 +83,10 @@ class _Residual(nn.Module):
 
 class Generator(nn.Module):
     def __init__(self, nz=100, ngf=32, ndf=32, nc=3, image_size=128, aspect=1, base_size=16,
-                 z_channels=8):
+                 z_channels=8, upsample="transposed"):
         super().__init__()
         levels = _pyramid_levels(image_size, base_size)
-        self.coarse = _Coarse(nz, ngf * 2, nc, base_size, check_aspect(aspect))
+        self.coarse = _Coarse(nz, ngf * 2, nc, base_size, check_aspect(aspect), upsample)
         self.codes = nn.ModuleList(nn.Linear(nz, z_channels) for _ in range(levels))
         self.residuals = nn.ModuleList(_Residual(ngf, nc, z_channels) for _ in range(levels))
         self.apply(_init_weights)
@@ -117,7 +120,7 @@ class Discriminator(nn.Module):
     """One discriminator per pyramid scale; the logits of all scales, concatenated."""
 
     def __init__(self, nz=100, ngf=32, ndf=32, nc=3, image_size=128, aspect=1, base_size=16,
-                 z_channels=8):
+                 z_channels=8, upsample="transposed"):
         super().__init__()
         levels = _pyramid_levels(image_size, base_size)
         check_aspect(aspect)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import time
@@ -61,9 +62,20 @@ class _Details(grpc.ClientCallDetails):
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port nobody listens on right now (for local stacks and tests)."""
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    return free_ports(1, host)[0]
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """count distinct TCP ports nobody listens on right now: all sockets stay bound until
+    every port is chosen, so the kernel cannot hand out one port twice (one call per stack:
+    two of its servers on one port would fail one of them at start)."""
+    with contextlib.ExitStack() as held:
+        ports = []
+        for _ in range(count):
+            s = held.enter_context(socket.socket())
+            s.bind((host, 0))
+            ports.append(s.getsockname()[1])
+        return ports
 
 
 def open_channel(address: str, token: str | None) -> grpc.Channel:

@@ -44,9 +44,18 @@ _TARGETS = {publisher_pb2.PUBLISH_TARGET_UNSPECIFIED: "gallery",
             publisher_pb2.PUBLISH_TARGET_GALLERY: "gallery",
             publisher_pb2.PUBLISH_TARGET_INSTAGRAM: "instagram",
             publisher_pb2.PUBLISH_TARGET_MASTODON: "mastodon",
-            publisher_pb2.PUBLISH_TARGET_X: "x"}
+            publisher_pb2.PUBLISH_TARGET_X: "x",
+            publisher_pb2.PUBLISH_TARGET_BLUESKY: "bluesky"}
 _TARGET_ENUM = {name: value for value, name in _TARGETS.items()
                 if value != publisher_pb2.PUBLISH_TARGET_UNSPECIFIED}
+_MODES = {publisher_pb2.PUBLISH_MODE_UNSPECIFIED: "single",
+          publisher_pb2.PUBLISH_MODE_SINGLE: "single",
+          publisher_pb2.PUBLISH_MODE_TILES: "tiles",
+          publisher_pb2.PUBLISH_MODE_CAROUSEL: "carousel",
+          publisher_pb2.PUBLISH_MODE_PROFILE_GRID: "profile-grid",
+          publisher_pb2.PUBLISH_MODE_BANNER: "banner"}
+_MODE_ENUM = {name: value for value, name in _MODES.items()
+              if value != publisher_pb2.PUBLISH_MODE_UNSPECIFIED}
 
 
 def enum_name(names: dict[int, str], value: int, field: str, enum: str) -> str:
@@ -72,3 +81,11 @@ def target_name(target: int) -> str:
 def target_enum(name: str) -> int:
     """The PublishTarget of a post's target name (UNSPECIFIED for none known)."""
     return _TARGET_ENUM.get(name, publisher_pb2.PUBLISH_TARGET_UNSPECIFIED)
+
+
+def mode_name(mode: int) -> str:
+    return enum_name(_MODES, mode, "mode", "PublishMode")
+
+
+def mode_enum(name: str) -> int:
+    return _MODE_ENUM.get(name, publisher_pb2.PUBLISH_MODE_UNSPECIFIED)

@@ -131,6 +131,8 @@ def wait_hint(headers: Mapping[str, str] | http.client.HTTPMessage) -> float | N
         hint = parse_rate_limit_reset(headers.get("x-rate-limit-reset"))
     if hint is None:
         hint = parse_rate_limit_reset(headers.get("X-RateLimit-Reset"))
+    if hint is None:  # the IETF draft's name, which Bluesky's PDS sends (epoch seconds)
+        hint = parse_rate_limit_reset(headers.get("RateLimit-Reset"))
     return hint
 
 

@@ -47,8 +47,6 @@ from socialgan.scraping.state import MAX_RETRY_ITEMS, RETRY_RUNS, Retry, ScrapeS
 from socialgan.storage import ObjectStore, keys
 from socialgan.validation import normalize_hashtag
 
-CONTENT_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".gif": "image/gif",
-                 ".webp": "image/webp", ".bmp": "image/bmp"}
 _PROGRESS_EVERY = 0.25  # seconds between job updates; each one wakes every watcher
 CHECKPOINT_SECONDS = 1.0  # most work a kill can cost: what was handled since the last one
 ANIMATED_POLICIES = ("keep", "skip")
@@ -123,7 +121,7 @@ def _store_image(store: ObjectStore, hashtag: str, checked: Checked, origin: str
         "scraped_unix": time.time(), **checked.item.metadata(),
     }
     store.put_json(keys.raw_sidecar_key(hashtag, checked.sha256), sidecar)
-    store.put_bytes(image_key, checked.data, CONTENT_TYPES.get(checked.ext,
+    store.put_bytes(image_key, checked.data, images.CONTENT_TYPES.get(checked.ext,
                                                                "application/octet-stream"))
     return True
 

@@ -68,6 +68,16 @@ def grid_name(seed: int, count: int, columns: int, fmt: str, size_tag: str = "")
     return f"seed-{seed}-n{count}{layout}{size}{FORMATS[fmt][2]}"
 
 
+def _store_tiles(store: ObjectStore, grid_key: str, singles: list[bytes], ext: str,
+                 content_type: str, facts: dict) -> None:
+    """The grid's images beside it, for the posts made of tiles (a carousel, the nine
+    posts of a profile grid), and the facts that say what they are."""
+    tile_keys = [keys.grid_tile_key(grid_key, i, ext) for i in range(len(singles))]
+    for key, data in zip(tile_keys, singles, strict=True):
+        store.put_bytes(key, data, content_type)
+    store.put_json(keys.grid_facts_key(grid_key), {**facts, "tile_keys": tile_keys})
+
+
 def check_quality(quality: int | None, fmt: str) -> int:
     if quality is None:
         return DEFAULT_QUALITY
@@ -124,6 +134,12 @@ def generate_grid(
         upscale.check_upscaler(upscaler)
     seed = secrets.randbelow(2**31) if seed is None else wire.check_seed(seed)
     card = read_card(store, model_id)
+    if card.get("kind") == "upscaler":
+        raise InvalidArgument("model_id", f"{model_id} is an upscaler model; give it as "
+                              f"upscaler {upscale.OWN_PREFIX}{model_id} with a generator model")
+    if card.get("kind") == "caption":  # socialgan.text: it writes captions, not pictures
+        raise InvalidArgument("model_id", f"{model_id} is a caption model; ask "
+                              "GenerateCaption for its text")
     source = (int(card.get("width", 0)), int(card.get("height", 0)))
     size = output_size.resolve(source, count, columns, preset, tile_size)
     request = None
@@ -131,12 +147,17 @@ def generate_grid(
         card_default = card.get("upscaler")
         request = upscale.UpscaleRequest(
             upscaler or (card_default if card_default in upscale.UPSCALERS
-                         else upscale.DEFAULT_UPSCALER), *size.tile)
+                         or upscale.is_own(card_default) else upscale.DEFAULT_UPSCALER),
+            *size.tile)
         upscale.check_request(request, count, source)  # before any work, naming the field
 
     inference_started = time.perf_counter()
     if request is None:
         done = upscale.Upscaled(backend.generate(model_id, card, seed, count), upscale.NONE)
+    elif upscale.is_own(request.upscaler):
+        # Our own upscalers are small enough to run here, beside the store that holds them.
+        done = upscale.upscale_images(backend.generate(model_id, card, seed, count), request,
+                                      store)
     else:
         done = backend.generate_sized(model_id, card, seed, count, request)
     inference_ms = (time.perf_counter() - inference_started) * 1000
@@ -159,7 +180,11 @@ def generate_grid(
         size_tag = "" if request is None else (
             preset if preset is not None else f"{size.tile[0]}x{size.tile[1]}")
         grid_key = keys.grid_key(model_id, grid_name(seed, count, columns, fmt, size_tag))
-        store.put_bytes(grid_key, grid, content_type)
+        _store_tiles(store, grid_key, singles, FORMATS[fmt][2], content_type, {
+            "model_id": model_id, "seed": seed, "count": count, "columns": columns,
+            "width": int(images.shape[2]), "height": int(images.shape[1]),
+            "hashtag": str(card.get("hashtag", "")), "method": str(card.get("method", ""))})
+        store.put_bytes(grid_key, grid, content_type)  # last: a grid that exists has tiles
     return GridResult(
         model_id=model_id,
         model_version=str(card.get("model_version", "")),

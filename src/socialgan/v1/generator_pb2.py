@@ -25,39 +25,47 @@ _sym_db = _symbol_database.Default()
 from socialgan.v1 import common_pb2 as socialgan_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1csocialgan/v1/generator.proto\x12\x0csocialgan.v1\x1a\x19socialgan/v1/common.proto\"\xe3\x02\n\x13GenerateGridRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x11\n\x04seed\x18\x02 \x01(\x03H\x00\x88\x01\x01\x12\x12\n\x05\x63ount\x18\x03 \x01(\x05H\x01\x88\x01\x01\x12\x14\n\x07\x63olumns\x18\x04 \x01(\x05H\x02\x88\x01\x01\x12)\n\x06\x66ormat\x18\x05 \x01(\x0e\x32\x19.socialgan.v1.ImageFormat\x12\r\n\x05store\x18\x06 \x01(\x08\x12-\n\x0bsize_preset\x18\x07 \x01(\x0e\x32\x18.socialgan.v1.SizePreset\x12)\n\ttile_size\x18\x08 \x01(\x0b\x32\x16.socialgan.v1.TileSize\x12(\n\x08upscaler\x18\t \x01(\x0e\x32\x16.socialgan.v1.Upscaler\x12\x14\n\x07quality\x18\n \x01(\x05H\x03\x88\x01\x01\x42\x07\n\x05_seedB\x08\n\x06_countB\n\n\x08_columnsB\n\n\x08_quality\")\n\x08TileSize\x12\r\n\x05width\x18\x01 \x01(\x05\x12\x0e\n\x06height\x18\x02 \x01(\x05\"\xb6\x03\n\x0cGridMetadata\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x0c\n\x04seed\x18\x03 \x01(\x03\x12\r\n\x05\x63ount\x18\x04 \x01(\x05\x12\x0f\n\x07\x63olumns\x18\x05 \x01(\x05\x12\r\n\x05width\x18\x06 \x01(\x05\x12\x0e\n\x06height\x18\x07 \x01(\x05\x12\x12\n\nlatency_ms\x18\x08 \x01(\x01\x12\x14\n\x0cinference_ms\x18\t \x01(\x01\x12\x0e\n\x06method\x18\n \x01(\t\x12\x0f\n\x07hashtag\x18\x0b \x01(\t\x12\x38\n\x07metrics\x18\x0c \x03(\x0b\x32\'.socialgan.v1.GridMetadata.MetricsEntry\x12\x10\n\x08upscaler\x18\r \x01(\t\x12\x15\n\rupscaler_note\x18\x0e \x01(\t\x12\x13\n\x0bmodel_width\x18\x0f \x01(\x05\x12\x14\n\x0cmodel_height\x18\x10 \x01(\x05\x12\x12\n\ngrid_width\x18\x11 \x01(\x05\x12\x13\n\x0bgrid_height\x18\x12 \x01(\x05\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x8a\x01\n\x14GenerateGridResponse\x12\x0c\n\x04grid\x18\x01 \x01(\x0c\x12\x0e\n\x06images\x18\x02 \x03(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\x12,\n\x08metadata\x18\x04 \x01(\x0b\x32\x1a.socialgan.v1.GridMetadata\x12\x10\n\x08grid_key\x18\x05 \x01(\t\"\x13\n\x11ListModelsRequest\"\xeb\x01\n\tModelInfo\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x0e\n\x06method\x18\x03 \x01(\t\x12\x0f\n\x07hashtag\x18\x04 \x01(\t\x12\r\n\x05width\x18\x05 \x01(\x05\x12\x0e\n\x06height\x18\x06 \x01(\x05\x12\x35\n\x07metrics\x18\x07 \x03(\x0b\x32$.socialgan.v1.ModelInfo.MetricsEntry\x12\x0e\n\x06loaded\x18\x08 \x01(\x08\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"=\n\x12ListModelsResponse\x12\'\n\x06models\x18\x01 \x03(\x0b\x32\x17.socialgan.v1.ModelInfo*\x97\x01\n\nSizePreset\x12\x1b\n\x17SIZE_PRESET_UNSPECIFIED\x10\x00\x12\x18\n\x14SIZE_PRESET_ORIGINAL\x10\x01\x12\x19\n\x15SIZE_PRESET_INSTAGRAM\x10\x02\x12\x1f\n\x1bSIZE_PRESET_INSTAGRAM_TILES\x10\x03\x12\x16\n\x12SIZE_PRESET_BANNER\x10\x04*\x8c\x01\n\x08Upscaler\x12\x18\n\x14UPSCALER_UNSPECIFIED\x10\x00\x12\x11\n\rUPSCALER_NONE\x10\x01\x12\x14\n\x10UPSCALER_LANCZOS\x10\x02\x12\x1e\n\x1aUPSCALER_REALESRGAN_X4PLUS\x10\x03\x12\x1d\n\x19UPSCALER_REALESRGAN_ANIME\x10\x04\x32\xba\x01\n\x10GeneratorService\x12U\n\x0cGenerateGrid\x12!.socialgan.v1.GenerateGridRequest\x1a\".socialgan.v1.GenerateGridResponse\x12O\n\nListModels\x12\x1f.socialgan.v1.ListModelsRequest\x1a .socialgan.v1.ListModelsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1csocialgan/v1/generator.proto\x12\x0csocialgan.v1\x1a\x19socialgan/v1/common.proto\"H\n\x16GenerateCaptionRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x0c\n\x04seed\x18\x02 \x01(\x03\x12\x0e\n\x06prompt\x18\x03 \x01(\t\"\x94\x02\n\x17GenerateCaptionResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x11\n\tgenerated\x18\x02 \x01(\x08\x12\x10\n\x08model_id\x18\x03 \x01(\t\x12\x0c\n\x04seed\x18\x04 \x01(\x03\x12\x10\n\x08\x61ttempts\x18\x05 \x01(\x05\x12\x10\n\x08rejected\x18\x06 \x03(\t\x12\x0f\n\x07hashtag\x18\x07 \x01(\t\x12\x0e\n\x06method\x18\x08 \x01(\t\x12\x43\n\x07metrics\x18\t \x03(\x0b\x32\x32.socialgan.v1.GenerateCaptionResponse.MetricsEntry\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xfe\x02\n\x13GenerateGridRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x11\n\x04seed\x18\x02 \x01(\x03H\x00\x88\x01\x01\x12\x12\n\x05\x63ount\x18\x03 \x01(\x05H\x01\x88\x01\x01\x12\x14\n\x07\x63olumns\x18\x04 \x01(\x05H\x02\x88\x01\x01\x12)\n\x06\x66ormat\x18\x05 \x01(\x0e\x32\x19.socialgan.v1.ImageFormat\x12\r\n\x05store\x18\x06 \x01(\x08\x12-\n\x0bsize_preset\x18\x07 \x01(\x0e\x32\x18.socialgan.v1.SizePreset\x12)\n\ttile_size\x18\x08 \x01(\x0b\x32\x16.socialgan.v1.TileSize\x12(\n\x08upscaler\x18\t \x01(\x0e\x32\x16.socialgan.v1.Upscaler\x12\x14\n\x07quality\x18\n \x01(\x05H\x03\x88\x01\x01\x12\x19\n\x11upscaler_model_id\x18\x0b \x01(\tB\x07\n\x05_seedB\x08\n\x06_countB\n\n\x08_columnsB\n\n\x08_quality\")\n\x08TileSize\x12\r\n\x05width\x18\x01 \x01(\x05\x12\x0e\n\x06height\x18\x02 \x01(\x05\"\xb6\x03\n\x0cGridMetadata\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x0c\n\x04seed\x18\x03 \x01(\x03\x12\r\n\x05\x63ount\x18\x04 \x01(\x05\x12\x0f\n\x07\x63olumns\x18\x05 \x01(\x05\x12\r\n\x05width\x18\x06 \x01(\x05\x12\x0e\n\x06height\x18\x07 \x01(\x05\x12\x12\n\nlatency_ms\x18\x08 \x01(\x01\x12\x14\n\x0cinference_ms\x18\t \x01(\x01\x12\x0e\n\x06method\x18\n \x01(\t\x12\x0f\n\x07hashtag\x18\x0b \x01(\t\x12\x38\n\x07metrics\x18\x0c \x03(\x0b\x32\'.socialgan.v1.GridMetadata.MetricsEntry\x12\x10\n\x08upscaler\x18\r \x01(\t\x12\x15\n\rupscaler_note\x18\x0e \x01(\t\x12\x13\n\x0bmodel_width\x18\x0f \x01(\x05\x12\x14\n\x0cmodel_height\x18\x10 \x01(\x05\x12\x12\n\ngrid_width\x18\x11 \x01(\x05\x12\x13\n\x0bgrid_height\x18\x12 \x01(\x05\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x8a\x01\n\x14GenerateGridResponse\x12\x0c\n\x04grid\x18\x01 \x01(\x0c\x12\x0e\n\x06images\x18\x02 \x03(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\x12,\n\x08metadata\x18\x04 \x01(\x0b\x32\x1a.socialgan.v1.GridMetadata\x12\x10\n\x08grid_key\x18\x05 \x01(\t\"\x13\n\x11ListModelsRequest\"\xeb\x01\n\tModelInfo\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x0e\n\x06method\x18\x03 \x01(\t\x12\x0f\n\x07hashtag\x18\x04 \x01(\t\x12\r\n\x05width\x18\x05 \x01(\x05\x12\x0e\n\x06height\x18\x06 \x01(\x05\x12\x35\n\x07metrics\x18\x07 \x03(\x0b\x32$.socialgan.v1.ModelInfo.MetricsEntry\x12\x0e\n\x06loaded\x18\x08 \x01(\x08\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"=\n\x12ListModelsResponse\x12\'\n\x06models\x18\x01 \x03(\x0b\x32\x17.socialgan.v1.ModelInfo*\x97\x01\n\nSizePreset\x12\x1b\n\x17SIZE_PRESET_UNSPECIFIED\x10\x00\x12\x18\n\x14SIZE_PRESET_ORIGINAL\x10\x01\x12\x19\n\x15SIZE_PRESET_INSTAGRAM\x10\x02\x12\x1f\n\x1bSIZE_PRESET_INSTAGRAM_TILES\x10\x03\x12\x16\n\x12SIZE_PRESET_BANNER\x10\x04*\x9e\x01\n\x08Upscaler\x12\x18\n\x14UPSCALER_UNSPECIFIED\x10\x00\x12\x11\n\rUPSCALER_NONE\x10\x01\x12\x14\n\x10UPSCALER_LANCZOS\x10\x02\x12\x1e\n\x1aUPSCALER_REALESRGAN_X4PLUS\x10\x03\x12\x1d\n\x19UPSCALER_REALESRGAN_ANIME\x10\x04\x12\x10\n\x0cUPSCALER_OWN\x10\x05\x32\x9a\x02\n\x10GeneratorService\x12U\n\x0cGenerateGrid\x12!.socialgan.v1.GenerateGridRequest\x1a\".socialgan.v1.GenerateGridResponse\x12O\n\nListModels\x12\x1f.socialgan.v1.ListModelsRequest\x1a .socialgan.v1.ListModelsResponse\x12^\n\x0fGenerateCaption\x12$.socialgan.v1.GenerateCaptionRequest\x1a%.socialgan.v1.GenerateCaptionResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'socialgan.v1.generator_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_GENERATECAPTIONRESPONSE_METRICSENTRY']._loaded_options = None
+  _globals['_GENERATECAPTIONRESPONSE_METRICSENTRY']._serialized_options = b'8\001'
   _globals['_GRIDMETADATA_METRICSENTRY']._loaded_options = None
   _globals['_GRIDMETADATA_METRICSENTRY']._serialized_options = b'8\001'
   _globals['_MODELINFO_METRICSENTRY']._loaded_options = None
   _globals['_MODELINFO_METRICSENTRY']._serialized_options = b'8\001'
-  _globals['_SIZEPRESET']._serialized_start=1379
-  _globals['_SIZEPRESET']._serialized_end=1530
-  _globals['_UPSCALER']._serialized_start=1533
-  _globals['_UPSCALER']._serialized_end=1673
-  _globals['_GENERATEGRIDREQUEST']._serialized_start=74
-  _globals['_GENERATEGRIDREQUEST']._serialized_end=429
-  _globals['_TILESIZE']._serialized_start=431
-  _globals['_TILESIZE']._serialized_end=472
-  _globals['_GRIDMETADATA']._serialized_start=475
-  _globals['_GRIDMETADATA']._serialized_end=913
-  _globals['_GRIDMETADATA_METRICSENTRY']._serialized_start=867
-  _globals['_GRIDMETADATA_METRICSENTRY']._serialized_end=913
-  _globals['_GENERATEGRIDRESPONSE']._serialized_start=916
-  _globals['_GENERATEGRIDRESPONSE']._serialized_end=1054
-  _globals['_LISTMODELSREQUEST']._serialized_start=1056
-  _globals['_LISTMODELSREQUEST']._serialized_end=1075
-  _globals['_MODELINFO']._serialized_start=1078
-  _globals['_MODELINFO']._serialized_end=1313
-  _globals['_MODELINFO_METRICSENTRY']._serialized_start=867
-  _globals['_MODELINFO_METRICSENTRY']._serialized_end=913
-  _globals['_LISTMODELSRESPONSE']._serialized_start=1315
-  _globals['_LISTMODELSRESPONSE']._serialized_end=1376
-  _globals['_GENERATORSERVICE']._serialized_start=1676
-  _globals['_GENERATORSERVICE']._serialized_end=1862
+  _globals['_SIZEPRESET']._serialized_start=1759
+  _globals['_SIZEPRESET']._serialized_end=1910
+  _globals['_UPSCALER']._serialized_start=1913
+  _globals['_UPSCALER']._serialized_end=2071
+  _globals['_GENERATECAPTIONREQUEST']._serialized_start=73
+  _globals['_GENERATECAPTIONREQUEST']._serialized_end=145
+  _globals['_GENERATECAPTIONRESPONSE']._serialized_start=148
+  _globals['_GENERATECAPTIONRESPONSE']._serialized_end=424
+  _globals['_GENERATECAPTIONRESPONSE_METRICSENTRY']._serialized_start=378
+  _globals['_GENERATECAPTIONRESPONSE_METRICSENTRY']._serialized_end=424
+  _globals['_GENERATEGRIDREQUEST']._serialized_start=427
+  _globals['_GENERATEGRIDREQUEST']._serialized_end=809
+  _globals['_TILESIZE']._serialized_start=811
+  _globals['_TILESIZE']._serialized_end=852
+  _globals['_GRIDMETADATA']._serialized_start=855
+  _globals['_GRIDMETADATA']._serialized_end=1293
+  _globals['_GRIDMETADATA_METRICSENTRY']._serialized_start=378
+  _globals['_GRIDMETADATA_METRICSENTRY']._serialized_end=424
+  _globals['_GENERATEGRIDRESPONSE']._serialized_start=1296
+  _globals['_GENERATEGRIDRESPONSE']._serialized_end=1434
+  _globals['_LISTMODELSREQUEST']._serialized_start=1436
+  _globals['_LISTMODELSREQUEST']._serialized_end=1455
+  _globals['_MODELINFO']._serialized_start=1458
+  _globals['_MODELINFO']._serialized_end=1693
+  _globals['_MODELINFO_METRICSENTRY']._serialized_start=378
+  _globals['_MODELINFO_METRICSENTRY']._serialized_end=424
+  _globals['_LISTMODELSRESPONSE']._serialized_start=1695
+  _globals['_LISTMODELSRESPONSE']._serialized_end=1756
+  _globals['_GENERATORSERVICE']._serialized_start=2074
+  _globals['_GENERATORSERVICE']._serialized_end=2356
 # @@protoc_insertion_point(module_scope)

@@ -23,6 +23,7 @@ class Upscaler(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     UPSCALER_LANCZOS: _ClassVar[Upscaler]
     UPSCALER_REALESRGAN_X4PLUS: _ClassVar[Upscaler]
     UPSCALER_REALESRGAN_ANIME: _ClassVar[Upscaler]
+    UPSCALER_OWN: _ClassVar[Upscaler]
 SIZE_PRESET_UNSPECIFIED: SizePreset
 SIZE_PRESET_ORIGINAL: SizePreset
 SIZE_PRESET_INSTAGRAM: SizePreset
@@ -33,9 +34,49 @@ UPSCALER_NONE: Upscaler
 UPSCALER_LANCZOS: Upscaler
 UPSCALER_REALESRGAN_X4PLUS: Upscaler
 UPSCALER_REALESRGAN_ANIME: Upscaler
+UPSCALER_OWN: Upscaler
+
+class GenerateCaptionRequest(_message.Message):
+    __slots__ = ("model_id", "seed", "prompt")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    seed: int
+    prompt: str
+    def __init__(self, model_id: _Optional[str] = ..., seed: _Optional[int] = ..., prompt: _Optional[str] = ...) -> None: ...
+
+class GenerateCaptionResponse(_message.Message):
+    __slots__ = ("text", "generated", "model_id", "seed", "attempts", "rejected", "hashtag", "method", "metrics")
+    class MetricsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    GENERATED_FIELD_NUMBER: _ClassVar[int]
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_FIELD_NUMBER: _ClassVar[int]
+    HASHTAG_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    generated: bool
+    model_id: str
+    seed: int
+    attempts: int
+    rejected: _containers.RepeatedScalarFieldContainer[str]
+    hashtag: str
+    method: str
+    metrics: _containers.ScalarMap[str, float]
+    def __init__(self, text: _Optional[str] = ..., generated: _Optional[bool] = ..., model_id: _Optional[str] = ..., seed: _Optional[int] = ..., attempts: _Optional[int] = ..., rejected: _Optional[_Iterable[str]] = ..., hashtag: _Optional[str] = ..., method: _Optional[str] = ..., metrics: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class GenerateGridRequest(_message.Message):
-    __slots__ = ("model_id", "seed", "count", "columns", "format", "store", "size_preset", "tile_size", "upscaler", "quality")
+    __slots__ = ("model_id", "seed", "count", "columns", "format", "store", "size_preset", "tile_size", "upscaler", "quality", "upscaler_model_id")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
@@ -46,6 +87,7 @@ class GenerateGridRequest(_message.Message):
     TILE_SIZE_FIELD_NUMBER: _ClassVar[int]
     UPSCALER_FIELD_NUMBER: _ClassVar[int]
     QUALITY_FIELD_NUMBER: _ClassVar[int]
+    UPSCALER_MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     seed: int
     count: int
@@ -56,7 +98,8 @@ class GenerateGridRequest(_message.Message):
     tile_size: TileSize
     upscaler: Upscaler
     quality: int
-    def __init__(self, model_id: _Optional[str] = ..., seed: _Optional[int] = ..., count: _Optional[int] = ..., columns: _Optional[int] = ..., format: _Optional[_Union[_common_pb2.ImageFormat, str]] = ..., store: _Optional[bool] = ..., size_preset: _Optional[_Union[SizePreset, str]] = ..., tile_size: _Optional[_Union[TileSize, _Mapping]] = ..., upscaler: _Optional[_Union[Upscaler, str]] = ..., quality: _Optional[int] = ...) -> None: ...
+    upscaler_model_id: str
+    def __init__(self, model_id: _Optional[str] = ..., seed: _Optional[int] = ..., count: _Optional[int] = ..., columns: _Optional[int] = ..., format: _Optional[_Union[_common_pb2.ImageFormat, str]] = ..., store: _Optional[bool] = ..., size_preset: _Optional[_Union[SizePreset, str]] = ..., tile_size: _Optional[_Union[TileSize, _Mapping]] = ..., upscaler: _Optional[_Union[Upscaler, str]] = ..., quality: _Optional[int] = ..., upscaler_model_id: _Optional[str] = ...) -> None: ...
 
 class TileSize(_message.Message):
     __slots__ = ("width", "height")

@@ -44,6 +44,11 @@ class GeneratorServiceStub:
                 request_serializer=socialgan_dot_v1_dot_generator__pb2.ListModelsRequest.SerializeToString,
                 response_deserializer=socialgan_dot_v1_dot_generator__pb2.ListModelsResponse.FromString,
                 _registered_method=True)
+        self.GenerateCaption = channel.unary_unary(
+                '/socialgan.v1.GeneratorService/GenerateCaption',
+                request_serializer=socialgan_dot_v1_dot_generator__pb2.GenerateCaptionRequest.SerializeToString,
+                response_deserializer=socialgan_dot_v1_dot_generator__pb2.GenerateCaptionResponse.FromString,
+                _registered_method=True)
 
 
 class GeneratorServiceServicer:
@@ -61,6 +66,13 @@ class GeneratorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GenerateCaption(self, request, context):
+        """A post caption from a caption-lm model (trained by StartTraining model="caption-lm").
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GeneratorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -73,6 +85,11 @@ def add_GeneratorServiceServicer_to_server(servicer, server):
                     servicer.ListModels,
                     request_deserializer=socialgan_dot_v1_dot_generator__pb2.ListModelsRequest.FromString,
                     response_serializer=socialgan_dot_v1_dot_generator__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'GenerateCaption': grpc.unary_unary_rpc_method_handler(
+                    servicer.GenerateCaption,
+                    request_deserializer=socialgan_dot_v1_dot_generator__pb2.GenerateCaptionRequest.FromString,
+                    response_serializer=socialgan_dot_v1_dot_generator__pb2.GenerateCaptionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -129,6 +146,33 @@ class GeneratorService:
             '/socialgan.v1.GeneratorService/ListModels',
             socialgan_dot_v1_dot_generator__pb2.ListModelsRequest.SerializeToString,
             socialgan_dot_v1_dot_generator__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GenerateCaption(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/socialgan.v1.GeneratorService/GenerateCaption',
+            socialgan_dot_v1_dot_generator__pb2.GenerateCaptionRequest.SerializeToString,
+            socialgan_dot_v1_dot_generator__pb2.GenerateCaptionResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -44,6 +44,11 @@ class PublisherServiceStub:
                 request_serializer=socialgan_dot_v1_dot_publisher__pb2.GetPostRequest.SerializeToString,
                 response_deserializer=socialgan_dot_v1_dot_publisher__pb2.Post.FromString,
                 _registered_method=True)
+        self.ListPosts = channel.unary_unary(
+                '/socialgan.v1.PublisherService/ListPosts',
+                request_serializer=socialgan_dot_v1_dot_publisher__pb2.ListPostsRequest.SerializeToString,
+                response_deserializer=socialgan_dot_v1_dot_publisher__pb2.ListPostsResponse.FromString,
+                _registered_method=True)
 
 
 class PublisherServiceServicer:
@@ -61,6 +66,13 @@ class PublisherServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListPosts(self, request, context):
+        """Every post on record, page by page (by post id), optionally of one target.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PublisherServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -73,6 +85,11 @@ def add_PublisherServiceServicer_to_server(servicer, server):
                     servicer.GetPost,
                     request_deserializer=socialgan_dot_v1_dot_publisher__pb2.GetPostRequest.FromString,
                     response_serializer=socialgan_dot_v1_dot_publisher__pb2.Post.SerializeToString,
+            ),
+            'ListPosts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPosts,
+                    request_deserializer=socialgan_dot_v1_dot_publisher__pb2.ListPostsRequest.FromString,
+                    response_serializer=socialgan_dot_v1_dot_publisher__pb2.ListPostsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -129,6 +146,33 @@ class PublisherService:
             '/socialgan.v1.PublisherService/GetPost',
             socialgan_dot_v1_dot_publisher__pb2.GetPostRequest.SerializeToString,
             socialgan_dot_v1_dot_publisher__pb2.Post.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPosts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/socialgan.v1.PublisherService/ListPosts',
+            socialgan_dot_v1_dot_publisher__pb2.ListPostsRequest.SerializeToString,
+            socialgan_dot_v1_dot_publisher__pb2.ListPostsResponse.FromString,
             options,
             channel_credentials,
             insecure,
