@@ -16,6 +16,11 @@ What it checks, as the real PDS and the app.bsky lexicons do:
                      createdAt, <= 4 images each with alt text, an aspectRatio and an
                      uploaded blob, facets whose UTF-8 byte ranges cover "#" + their tag
     getRecord        public; 400 RecordNotFound
+    getPostThread    (app.bsky.feed, proxied by the PDS: a valid access token) the thread
+                     below uri, `depth` levels of replies (add_reply), #threadViewPost
+                     nodes, #notFoundPost for a deleted reply; 400 NotFound
+    getTrendingTopics  (app.bsky.unspecced, public) {"topics", "suggested"}; unstable:
+                     `trending_fails` = a status to answer instead
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import time
 from datetime import datetime
 from typing import Any
 
@@ -53,6 +59,10 @@ class FakeBluesky(PublishApiServer):
         self.refused: list[str] = []  # why createRecord / uploadBlob said no
         self.session_limit_reset: float | None = None  # createSession answers 429 when set
         self.sign_in_auth: list[str] = []  # the Authorization header of each createSession
+        self.thread_posts: dict[str, dict[str, Any]] = {}  # uri -> reply postView + parent
+        self.deleted_replies: set[str] = set()
+        self.trending: list[str] = []
+        self.trending_fails = 0  # an HTTP status getTrendingTopics answers instead
 
     # --- what the tests ask -------------------------------------------------------------
 
@@ -74,6 +84,60 @@ class FakeBluesky(PublishApiServer):
                      for r in self.records.values())
         return {"posts": len(self.records), "images": images}
 
+    def add_reply(self, parent_uri: str, handle: str, text: str) -> str:
+        """A reply by handle (ours: self.handle) to a post or a reply; its uri."""
+        assert parent_uri in self.thread_posts or self._own_post(parent_uri), parent_uri
+        did = self.did if handle == self.handle else \
+            "did:plc:" + hashlib.sha256(handle.encode()).hexdigest()[:24]
+        uri = f"at://{did}/app.bsky.feed.post/{len(self.thread_posts):013d}"
+        stamp = datetime.fromtimestamp(time.time()).astimezone().isoformat(
+            timespec="milliseconds")
+        self.thread_posts[uri] = {
+            "post": {"uri": uri, "cid": "bafyrei" + hashlib.sha256(uri.encode()).hexdigest()[:52],
+                     "author": {"did": did, "handle": handle},
+                     "record": {"$type": "app.bsky.feed.post", "text": text,
+                                "createdAt": stamp, "reply": {"parent": {"uri": parent_uri}}},
+                     "indexedAt": stamp, "replyCount": 0},
+            "parent": parent_uri}
+        return uri
+
+    def _own_post(self, uri: str) -> dict[str, Any] | None:
+        return next((r for r in self.records.values() if r["uri"] == uri), None)
+
+    def _thread_node(self, uri: str, depth: int) -> dict[str, Any]:
+        if uri in self.deleted_replies:
+            return {"$type": "app.bsky.feed.defs#notFoundPost", "uri": uri, "notFound": True}
+        own = self._own_post(uri)
+        post = ({"uri": uri, "cid": own["cid"],
+                 "author": {"did": self.did, "handle": self.handle}, "record": own["value"],
+                 "indexedAt": own["value"]["createdAt"]} if own
+                else self.thread_posts[uri]["post"])
+        node: dict[str, Any] = {"$type": "app.bsky.feed.defs#threadViewPost", "post": post}
+        if depth > 0:
+            node["replies"] = [self._thread_node(u, depth - 1)
+                               for u, p in self.thread_posts.items() if p["parent"] == uri]
+        return node
+
+    def _get_post_thread(self, req: ApiRequest) -> Answer:
+        refused = self._authed(req)
+        if refused:
+            return refused
+        uri = req.query.get("uri", "")
+        if not (uri in self.thread_posts or self._own_post(uri)):
+            return _error(400, "NotFound", f"Post not found: {uri}")
+        depth = int(req.query.get("depth", "6"))
+        if not 0 <= depth <= 1000:
+            return _error(400, "InvalidRequest", "depth must be 0..1000")
+        return Answer(200, {"thread": self._thread_node(uri, depth)})
+
+    def _get_trending_topics(self, req: ApiRequest) -> Answer:
+        if self.trending_fails:
+            return _error(self.trending_fails, "InternalServerError", "trending is down")
+        limit = int(req.query.get("limit", "10"))
+        return Answer(200, {"topics": [{"topic": t, "link": f"/profile/trending/{i}"}
+                                       for i, t in enumerate(self.trending[:limit])],
+                            "suggested": []})
+
     # --- XRPC --------------------------------------------------------------------------
 
     def route(self, req: ApiRequest) -> Answer:
@@ -84,6 +148,8 @@ class FakeBluesky(PublishApiServer):
             ("POST", "com.atproto.repo.uploadBlob"): self._upload_blob,
             ("POST", "com.atproto.repo.createRecord"): self._create_record,
             ("GET", "com.atproto.repo.getRecord"): self._get_record,
+            ("GET", "app.bsky.feed.getPostThread"): self._get_post_thread,
+            ("GET", "app.bsky.unspecced.getTrendingTopics"): self._get_trending_topics,
         }
         handler = handlers.get((req.method, nsid))
         if handler is None:

@@ -14,6 +14,14 @@
     GET  /{media-id}?fields=permalink   (code 100 for a media it does not have)
     GET  /{ig-user-id}/media            newest first: id, caption, timestamp
     GET  /{ig-user-id}/content_publishing_limit   config.quota_total, quota_usage
+    GET  /{ig-user-id}?fields=username  the account's username
+    GET  /{media-id}/comments, /{comment-id}/replies   id, text, username, timestamp, from;
+                                        `limit` a page (default 25) and the `after` cursor;
+                                        paging.next is a whole URL WITH access_token in it,
+                                        as Graph writes it (a client that follows it is
+                                        refused: see below); a comments page answers
+                                        the field expansion replies{...} with the first
+                                        `nested_replies` replies of each comment, paged
 
 Every call needs `Authorization: Bearer TOKEN` (else 400 with OAuthException code 190, as
 Graph answers). `rate_limit_next` answers that many calls with Graph's rate-limit error
@@ -23,6 +31,7 @@ of the tests, and records every Authorization header it is sent (there must be n
 
 from __future__ import annotations
 
+import hashlib
 import io
 import threading
 import time
@@ -39,6 +48,7 @@ from tests.publish_api_base import Answer, ApiRequest, PublishApiServer
 
 TOKEN = "instagram-test-token-7c41e2"
 USER_ID = "17841400000000001"
+USERNAME = "socialgan.art"
 MAX_BYTES = 8_000_000
 
 
@@ -66,6 +76,10 @@ class FakeInstagram(PublishApiServer):
         self.rate_limited = 0  # rate-limit errors answered
         self.down_after_publishes: int | None = None  # then every call answers 500
         self._ids = 0
+        self.comments: dict[str, dict[str, Any]] = {}  # comment id -> comment (and replies)
+        self.comment_pages = 0  # comments/replies pages answered
+        self.nested_replies = 25  # replies a comment carries inline (Graph's default page)
+        self.comments_permission = True  # False: the token lacks manage_comments (code 10)
 
     # --- what the tests read ------------------------------------------------------------------
 
@@ -82,6 +96,60 @@ class FakeInstagram(PublishApiServer):
         return {"posts": len(self.media), **per_item}
 
     # --- the API --------------------------------------------------------------------------------
+
+    def add_comment(self, parent_id: str, username: str, text: str,
+                    user_id: str = "") -> str:
+        """A comment by username under a published media, or a reply to a comment."""
+        parent_is_media = any(m["id"] == parent_id for m in self.media)
+        assert parent_is_media or parent_id in self.comments, parent_id
+        comment_id = self._new_id()
+        self.comments[comment_id] = {
+            "id": comment_id, "text": text, "username": username,
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S+0000", time.gmtime()),
+            "from": {"id": user_id or "9" + str(int(hashlib.sha256(
+                username.encode()).hexdigest()[:12], 16)),
+                     "username": username},
+            "_parent": parent_id, "_reply": not parent_is_media}
+        return comment_id
+
+    def _comment_page(self, req: ApiRequest, parent_id: str, edge: str) -> Answer:
+        if not self.comments_permission:
+            return graph_error(403, "(#10) Application does not have permission for this "
+                               "action", 10)
+        known = any(m["id"] == parent_id for m in self.media) or parent_id in self.comments
+        if not known or (edge == "replies") != (parent_id in self.comments):
+            return graph_error(400, f"Unsupported get request. Object with ID '{parent_id}' "
+                               "does not exist", 100, 33, kind="GraphMethodException")
+        start = int(req.query["after"][1:]) if req.query.get("after") else 0
+        self.comment_pages += 1
+        return Answer(200, self._page(req, parent_id, str(req.query.get("fields", "id")),
+                                      start, int(req.query.get("limit", "25"))))
+
+    def _page(self, req: ApiRequest, parent_id: str, fields: str, start: int,
+              size: int) -> dict[str, Any]:
+        rows = [c for c in self.comments.values() if c["_parent"] == parent_id]
+        page = rows[start:start + size]
+        nested = ""
+        if "replies{" in fields:  # field expansion: replies{id,text,...}
+            fields, nested = fields.split("replies{", 1)
+            nested = nested.split("}", 1)[0]
+        names = [f for f in fields.split(",") if f]
+        data = []
+        for c in page:
+            row = {k: c[k] for k in names if k in c}
+            if nested and any(r["_parent"] == c["id"] for r in self.comments.values()):
+                row["replies"] = self._page(req, c["id"], nested, 0, self.nested_replies)
+            data.append(row)
+        answer: dict[str, Any] = {"data": data}
+        if page:
+            answer["paging"] = {"cursors": {"before": f"c{start}",
+                                            "after": f"c{start + len(page)}"}}
+            if start + size < len(rows):
+                edge = "replies" if parent_id in self.comments else "comments"
+                answer["paging"]["next"] = (
+                    f"{self.base}/v24.0/{parent_id}/{edge}?access_token={req.bearer()}"
+                    f"&fields={','.join(names)}&limit={size}&after=c{start + len(page)}")
+        return answer
 
     def _new_id(self) -> str:
         self._ids += 1
@@ -112,6 +180,10 @@ class FakeInstagram(PublishApiServer):
                 (req.method, parts[1]))
             if handler:
                 return handler(params)
+        if len(parts) == 2 and req.method == "GET" and parts[1] in ("comments", "replies"):
+            return self._comment_page(req, parts[0], parts[1])
+        if parts == [USER_ID] and req.method == "GET":
+            return Answer(200, {"id": USER_ID, "username": USERNAME})
         if len(parts) == 1 and req.method == "GET":
             return self._read(parts[0], params)
         return graph_error(400, f"Unsupported {req.method} request", 100, 33)

@@ -10,6 +10,9 @@
                                        status, no second one
     GET  /api/v1/statuses/:id          404 once deleted
     GET  /api/v1/accounts/verify_credentials, /api/v1/accounts/:id/statuses
+    GET  /api/v1/statuses/:id/context  {ancestors, descendants}: the replies that
+                                       add_reply() made, in thread order (public)
+    GET  /api/v1/trends/tags           `trends`, limit (public)
 
 Every call but the instance read needs the bearer token. `published()` counts statuses and
 the media attached to them: an upload repeated after a lost answer is an orphan that no
@@ -18,6 +21,7 @@ status shows, as on a real instance (which removes such uploads a day later).
 
 from __future__ import annotations
 
+import html
 import re
 import time
 from typing import Any
@@ -31,6 +35,9 @@ VISIBILITIES = ("public", "unlisted", "private", "direct")
 _MEDIA = re.compile(r"^/api/v1/media/(\w+)$")
 _STATUS = re.compile(r"^/api/v1/statuses/(\w+)$")
 _ACCOUNT_STATUSES = re.compile(r"^/api/v1/accounts/(\w+)/statuses$")
+_CONTEXT = re.compile(r"^/api/v1/statuses/(\w+)/context$")
+_WORD_TAG = re.compile(r"#(\w+)")
+OWN_ACCOUNT = {"id": ACCOUNT_ID, "username": "socialgan", "acct": "socialgan"}
 
 
 class FakeMastodon(PublishApiServer):
@@ -60,6 +67,8 @@ class FakeMastodon(PublishApiServer):
         self.redirect_media_to = ""  # answer POST /api/v2/media with a 307 to this base
         self.rate_limit_once: dict[str, str] = {}  # path -> Retry-After of one 429
         self._next_id = 110000000000000000
+        self.replies: dict[str, dict[str, Any]] = {}  # id -> status, not in `statuses`
+        self.trends: list[dict[str, Any]] = []
 
     # --- what the instance holds ----------------------------------------------------------
 
@@ -75,6 +84,38 @@ class FakeMastodon(PublishApiServer):
         self.statuses.pop(status_id)
         self.deleted.add(status_id)
 
+    def add_reply(self, in_reply_to_id: str, account: dict[str, str], text: str) -> str:
+        """A reply by account ({"id", "acct"}; OWN_ACCOUNT for ours) to a status or a
+        reply; its content is HTML as Mastodon renders it (hashtags as links)."""
+        assert in_reply_to_id in self.statuses or in_reply_to_id in self.replies
+        reply_id = self._id()
+        linked = _WORD_TAG.sub(
+            lambda m: f'<a href="{self.public_base}/tags/{m.group(1).lower()}" '
+                      f'class="mention hashtag" rel="tag">#<span>{m.group(1)}</span></a>',
+            html.escape(text, quote=False))
+        self.replies[reply_id] = {
+            "id": reply_id, "in_reply_to_id": in_reply_to_id,
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+            "content": "<p>" + linked.replace("\n", "<br />") + "</p>",
+            "account": {"id": account["id"], "username": account["acct"].split("@")[0],
+                        "acct": account["acct"]},
+            "visibility": "public", "media_attachments": []}
+        return reply_id
+
+    def _context(self, status_id: str) -> Answer:
+        if status_id not in self.statuses and status_id not in self.replies:
+            return Answer(404, {"error": "Record not found"})
+        descendants: list[dict[str, Any]] = []
+
+        def below(parent: str) -> None:  # depth first, oldest first: Mastodon's thread order
+            for reply in sorted(self.replies.values(), key=lambda r: int(r["id"])):
+                if reply["in_reply_to_id"] == parent:
+                    descendants.append(reply)
+                    below(reply["id"])
+
+        below(status_id)
+        return Answer(200, {"ancestors": [], "descendants": descendants})
+
     def _id(self) -> str:
         self._next_id += 1
         return str(self._next_id)
@@ -85,6 +126,10 @@ class FakeMastodon(PublishApiServer):
         if req.method == "GET" and req.path == "/api/v2/instance":
             return Answer(200, {"domain": f"127.0.0.1:{self.port}", "title": "Fake Mastodon",
                                 "version": "4.4.0", "configuration": self.config})
+        if req.method == "GET" and (m := _CONTEXT.match(req.path)):
+            return self._context(m.group(1))
+        if req.method == "GET" and req.path == "/api/v1/trends/tags":
+            return Answer(200, self.trends[:int(req.query.get("limit", "10"))])
         if req.bearer() != TOKEN:
             return Answer(401, {"error": "The access token is invalid"})
         retry_after = self.rate_limit_once.pop(req.path, None)
@@ -95,7 +140,7 @@ class FakeMastodon(PublishApiServer):
         if req.method == "POST" and req.path == "/api/v1/statuses":
             return self._post_status(req)
         if req.method == "GET" and req.path == "/api/v1/accounts/verify_credentials":
-            return Answer(200, {"id": ACCOUNT_ID, "username": "socialgan", "acct": "socialgan"})
+            return Answer(200, dict(OWN_ACCOUNT))
         if req.method == "GET" and (m := _ACCOUNT_STATUSES.match(req.path)):
             if m.group(1) != ACCOUNT_ID:
                 return Answer(404, {"error": "Record not found"})

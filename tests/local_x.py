@@ -11,6 +11,12 @@
                                   escaped, the media's t.co link appended), GET /2/tweets/:id
     POST /1.1/account/update_profile_banner.json  403 for OAuth 2.0 tokens (as X answers),
                                   or accepted with banner_accepts=True
+    GET /2/tweets/search/recent   query=conversation_id:ID (the post itself and the replies
+                                  add_reply made, newest first), max_results 10..100,
+                                  next_token paging, includes.users; 403 Client Forbidden
+                                  with search_forbidden=True (an access level without it)
+    GET /2/trends/by/woeid/:id    `trends` as [{"trend_name", "tweet_count"}]; 403 with
+                                  trends_forbidden=True
 
 Every call needs `Authorization: Bearer <token>` (401 otherwise). rate_limit_next(path)
 makes the next call to path answer 429 with x-rate-limit-reset one second ahead.
@@ -65,9 +71,68 @@ class FakeX(PublishApiServer):
         self._limited: dict[str, float] = {}
         self.timeline_lag_reads = 0  # this many timeline reads do not show the newest post yet
         self.reset_sent: dict[str, int] = {}  # path -> the x-rate-limit-reset it was sent
+        self.replies: list[dict] = []  # oldest first; not in `tweets` (not ours)
+        self.search_forbidden = False
+        self.search_pages = 0
+        self.trends: list[tuple[str, int]] = []
+        self.trends_forbidden = False
 
     def rate_limit_next(self, path: str, reset_in_s: float = 1.0) -> None:
         self._limited[path] = reset_in_s
+
+    def add_reply(self, conversation_id: str, user_id: str, username: str, text: str) -> str:
+        """A reply by user_id (ours: USER_ID) in the conversation of one of our posts."""
+        assert any(t["id"] == conversation_id for t in self.tweets), conversation_id
+        reply = {"id": self._new_id(), "text": text, "author_id": user_id,
+                 "username": username, "conversation_id": conversation_id,
+                 "created_at": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())}
+        self.replies.append(reply)
+        return reply["id"]
+
+    def _forbidden(self) -> Answer:
+        return Answer(403, {
+            "title": "Client Forbidden", "type": "https://api.x.com/2/problems/client-forbidden",
+            "detail": "When authenticating requests to the Twitter API v2 endpoints, you must "
+                      "use keys and tokens from a Twitter developer App that is attached to a "
+                      "Project.", "reason": "client-not-enrolled",
+            "required_enrollment": "Appropriate Level of API Access"})
+
+    def _search(self, req: ApiRequest) -> Answer:
+        if self.search_forbidden:
+            return self._forbidden()
+        query = req.query.get("query", "")
+        if not query.startswith("conversation_id:"):
+            return _problem(400, "Invalid Request", "this fake only searches conversation_id:")
+        size = int(req.query.get("max_results", "10"))
+        if not 10 <= size <= 100:
+            return _problem(400, "Invalid Request", "max_results must be 10..100")
+        wanted = query.split(":", 1)[1]
+        root = [{"id": t["id"], "text": t["text"], "author_id": USER_ID,
+                 "username": USERNAME, "conversation_id": t["id"],
+                 "created_at": t["created_at"]} for t in self.tweets if t["id"] == wanted]
+        found = [r for r in reversed(root + self.replies) if r["conversation_id"] == wanted]
+        start = int(req.query.get("next_token", "0") or 0)
+        page = found[start:start + size]
+        self.search_pages += 1
+        meta = {"result_count": len(page)}
+        if start + size < len(found):
+            meta["next_token"] = str(start + size)
+        if not page:
+            return Answer(200, {"meta": meta})
+        users = {r["author_id"]: {"id": r["author_id"], "username": r["username"],
+                                  "name": r["username"]} for r in page}
+        return Answer(200, {"data": [{"id": r["id"], "text": html.escape(r["text"], quote=False),
+                                      "author_id": r["author_id"], "created_at": r["created_at"],
+                                      "conversation_id": r["conversation_id"],
+                                      "edit_history_tweet_ids": [r["id"]]} for r in page],
+                            "includes": {"users": list(users.values())}, "meta": meta})
+
+    def _trends(self, req: ApiRequest) -> Answer:
+        if self.trends_forbidden:
+            return self._forbidden()
+        count = int(req.query.get("max_trends", "20"))
+        return Answer(200, {"data": [{"trend_name": name, "tweet_count": uses}
+                                     for name, uses in self.trends[:count]]})
 
     def _new_id(self) -> str:
         self._next_id += 1
@@ -88,6 +153,10 @@ class FakeX(PublishApiServer):
             self.reset_sent[req.path] = reset
             return Answer(429, {"title": "Too Many Requests", "status": 429},
                           {"x-rate-limit-reset": str(reset), "x-rate-limit-remaining": "0"})
+        if req.method == "GET" and req.path == "/2/tweets/search/recent":
+            return self._search(req)
+        if req.method == "GET" and req.path.startswith("/2/trends/by/woeid/"):
+            return self._trends(req)
         if req.method == "POST" and req.path == "/2/media/upload":
             return self._upload(req)
         if req.method == "GET" and req.path == "/2/media/upload":

@@ -246,6 +246,8 @@ def _baselines(channels, mastodon_url, pics) -> Stack:
             post_id=post.post_id),
         "socialgan.v1.PublisherService.ListPosts": publisher_pb2.ListPostsRequest(
             page_size=5, target=publisher_pb2.PUBLISH_TARGET_GALLERY),
+        "socialgan.v1.PublisherService.ChooseHashtag": publisher_pb2.ChooseHashtagRequest(
+            mode=publisher_pb2.CHOOSE_MODE_MANUAL, hashtag="fuzz"),
     }
     return Stack(channels=channels, live=mastodon_url.removeprefix("http://"),
                  baselines=baselines, outcome_of_baseline={})

@@ -16,7 +16,13 @@ from socialgan.publishing import (
     publish,
 )
 from socialgan.publishing import post as post_states
-from socialgan.rpc.convert import mode_enum, mode_name, target_enum, target_name
+from socialgan.rpc.convert import (
+    choose_mode_name,
+    mode_enum,
+    mode_name,
+    target_enum,
+    target_name,
+)
 from socialgan.rpc.server import run_until_signalled, start_server
 from socialgan.storage import ObjectStore, open_store
 from socialgan.v1 import publisher_pb2, publisher_pb2_grpc
@@ -87,6 +93,20 @@ class PublisherServicer(publisher_pb2_grpc.PublisherServiceServicer):
                                            target)
         return publisher_pb2.ListPostsResponse(posts=[post_message(p) for p in posts],
                                                next_page_token=next_token)
+
+
+    def ChooseHashtag(self, request, context):
+        from socialgan.audience.choose import caption_line
+        from socialgan.audience.listen import listen_and_choose
+
+        mode = choose_mode_name(request.mode)
+        check_length(request.hashtag, "hashtag", 200)
+        choice, heard = listen_and_choose(self.store, mode, request.hashtag)
+        return publisher_pb2.HashtagChoice(
+            choice_id=choice.choice_id, hashtag=choice.winner, runner_ups=choice.runner_ups,
+            method=choice.method, reason=choice.reason, votes=choice.votes,
+            evidence_key=choice.evidence_key, caption_line=caption_line(choice),
+            skipped=heard.skipped)
 
 
 def register(server: grpc.Server, store: ObjectStore) -> list[str]:

@@ -6,6 +6,8 @@
     socialgan generate --model-id RUN   one grid from a trained model
     socialgan metrics --run RUN         metrics of a run's export or checkpoint (storage from env)
     socialgan filter --hashtag H        filter scraped images into a dataset, print the report
+    socialgan choose --mode MODE        choose the next hashtag (manual, trending, vote,
+                                        vote-else-trending) and record its evidence
     socialgan env                       the configuration variables, as a table
 """
 
@@ -18,6 +20,7 @@ import sys
 from pathlib import Path
 
 from socialgan import settings
+from socialgan.audience.choose import MODES as CHOICE_MODES
 from socialgan.errors import InvalidArgument, SocialGanError
 from socialgan.pipeline import (
     MODES,
@@ -244,6 +247,69 @@ def _list(args) -> int:
     return 0
 
 
+def _choose(args) -> int:
+    import json
+
+    from socialgan.audience.choose import choose_hashtag
+    from socialgan.audience.types import replies_from_json, trending_from_json
+    from socialgan.storage import open_store
+
+    def read(path: Path | None, field: str):
+        if path is None:
+            return None
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise InvalidArgument(field, f"{str(path)[:200]!r} is not a readable JSON file: "
+                                         f"{type(exc).__name__}") from None
+
+    if args.remote:
+        return _choose_remote(args)
+    store = open_store()
+    replies = read(args.replies, "--replies")
+    trending = read(args.trending, "--trending")
+    choice = choose_hashtag(
+        store, args.mode, manual=args.hashtag or "",
+        replies=replies_from_json(replies, "--replies") if replies is not None else (),
+        trending=trending_from_json(trending, "--trending") if trending is not None else ())
+    print(f"hashtag:    #{choice.winner}")
+    print(f"reason:     {choice.reason}")
+    print(f"runner-ups: {' '.join('#' + t for t in choice.runner_ups) or '(none)'}")
+    print(f"evidence:   {choice.evidence_key} ({store.url(choice.evidence_key)})")
+    return 0
+
+
+def _choose_remote(args) -> int:
+    import grpc
+
+    from socialgan.rpc.client import open_channel
+    from socialgan.rpc.convert import CHOOSE_MODE_ENUM
+    from socialgan.v1 import publisher_pb2, publisher_pb2_grpc
+
+    if args.replies or args.trending:
+        raise InvalidArgument("--remote", "reads the replies and trends itself; leave out "
+                              "--replies and --trending")
+    channel = open_channel(settings.require("PUBLISHER_SERVICE_ADDR"),
+                           settings.require("SOCIALGAN_API_TOKEN"))
+    try:
+        stub = publisher_pb2_grpc.PublisherServiceStub(channel)
+        try:
+            choice = stub.ChooseHashtag(publisher_pb2.ChooseHashtagRequest(
+                mode=CHOOSE_MODE_ENUM[args.mode], hashtag=args.hashtag or ""), timeout=120)
+        except grpc.RpcError as exc:
+            print(f"socialgan: {exc.code().name}: {exc.details()}", file=sys.stderr)
+            return 1
+    finally:
+        channel.close()
+    print(f"hashtag:    #{choice.hashtag}")
+    print(f"reason:     {choice.reason}")
+    print(f"runner-ups: {' '.join('#' + t for t in choice.runner_ups) or '(none)'}")
+    print(f"evidence:   {choice.evidence_key}")
+    for skipped in choice.skipped:
+        print(f"skipped:    {skipped}")
+    return 0
+
+
 def _env(args) -> int:
     print("| variable | default | read by | meaning |\n|---|---|---|---|")
     for var in settings.ENV_VARS.values():
@@ -324,6 +390,19 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("--address", help="host:port of the service (default: from env)")
     lst.add_argument("--page-size", type=int, default=100)
     lst.set_defaults(func=_list)
+
+    cho = sub.add_parser("choose", help="choose the next hashtag and record why under "
+                         "runs/choices/ (STORAGE_* and AUDIENCE_* from env)")
+    cho.add_argument("--mode", required=True, choices=CHOICE_MODES)
+    cho.add_argument("--hashtag", help="the hashtag (--mode manual)")
+    cho.add_argument("--replies", type=Path, metavar="FILE",
+                     help="JSON list of replies to this round's posts (Reply's fields)")
+    cho.add_argument("--trending", type=Path, metavar="FILE",
+                     help="JSON list of trending tags (TrendingTag's fields)")
+    cho.add_argument("--remote", action="store_true",
+                     help="ask the publisher (ChooseHashtag; PUBLISHER_SERVICE_ADDR): it reads "
+                     "the replies and trends itself with its accounts")
+    cho.set_defaults(func=_choose)
 
     env = sub.add_parser("env", help="print the configuration variables")
     env.set_defaults(func=_env)

@@ -128,6 +128,16 @@ ENV_VARS: dict[str, EnvVar] = {
         EnvVar("X_PRICE_PER_POST_USD", "0.015",
                "What one X post costs (pay-per-use), for the dry run's estimate.",
                ("publisher",)),
+        EnvVar("AUDIENCE_TREND_INSTANCES", "mastodon.social",
+               "Mastodon instances whose trending tags are read (comma-separated; public).",
+               ("publisher", "cli")),
+        EnvVar("BLUESKY_APPVIEW_URL", "https://public.api.bsky.app",
+               "Public Bluesky AppView for trending topics (no credential is sent).",
+               ("publisher", "cli")),
+        EnvVar("X_TRENDS_WOEID", "1",
+               "Where X trends are read for (a WOEID; 1 is worldwide); needs a token that "
+               "allows trends (X_PUBLISH_ACCESS_TOKEN, else X_BEARER_TOKEN).",
+               ("publisher", "cli")),
         EnvVar("PUBLISHER_STATE_DIR", "",
                "Private folder (0700) where the publisher keeps sessions across restarts "
                "(Bluesky's, in 0600 files); unset: in memory only. Never a shared bucket.",
@@ -154,6 +164,31 @@ ENV_VARS: dict[str, EnvVar] = {
                "The account's OAuth 1.0a access token secret, for the X profile banner "
                "(from a Secret).", ("publisher",)),
         # (more publishing variables go here)
+        # Choosing the next hashtag (socialgan.audience): the publisher holds the accounts
+        # that read the replies, so the choice runs there.
+        EnvVar("AUDIENCE_BLOCKLIST_FILE", "",
+               "A file of further hashtags never chosen (one a line, '*' a wildcard), beside "
+               "the package's list.", ("publisher", "cli")),
+        EnvVar("AUDIENCE_COOLDOWN", "5",
+               "The last N chosen hashtags are not chosen again (0: no cooldown).",
+               ("publisher", "cli")),
+        EnvVar("AUDIENCE_BLOCKED_ACCOUNTS", "",
+               "Accounts whose replies never vote (comma-separated handles or ids, "
+               "optionally 'platform:').", ("publisher", "cli")),
+        EnvVar("AUDIENCE_VOTE_WINDOW_HOURS", "24",
+               "Replies count as votes up to this many hours after the post.",
+               ("publisher", "cli")),
+        EnvVar("AUDIENCE_MIN_VOTES", "3", "Fewest votes a hashtag needs to win a vote.",
+               ("publisher", "cli")),
+        EnvVar("AUDIENCE_VOTER_PRIVACY", "hashed",
+               "How a choice's evidence names voters: 'hashed' (salted) or 'handles'.",
+               ("publisher", "cli")),
+        EnvVar("AUDIENCE_HASH_SALT", "",
+               "Salt of the voters' hashes (keep it private); unset: a random one stored "
+               "once in the store.", ("publisher", "cli")),
+        EnvVar("AUDIENCE_INVITE", "true",
+               "Captions invite the next vote ('Reply with a #hashtag ...').",
+               ("publisher", "cli")),
         EnvVar("TRAINER_DEVICE", "auto", "'auto' (GPU when there is one), 'cpu' or 'cuda'.",
                ("trainer",)),
         EnvVar("TRAINER_LAUNCHER", "inprocess",

@@ -32,7 +32,7 @@ SERVICES = ("scraper", "trainer", "generator", "publisher")
 # it among the variable's readers, as compose and Kubernetes do: TorchServe and its model
 # workers hold no token at all, and only the scraper holds the social networks' tokens.
 CREDENTIALS = tuple(name for name in settings.ENV_VARS
-                    if re.search(r"TOKEN|SECRET|PASSWORD|ACCESS_KEY|CONSUMER_KEY", name))
+                    if re.search(r"TOKEN|SECRET|PASSWORD|ACCESS_KEY|CONSUMER_KEY|SALT", name))
 
 
 def _http_ok(url: str) -> None:

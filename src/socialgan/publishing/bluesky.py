@@ -12,6 +12,7 @@ only, no redirects), the bounded retries that honour rate-limit headers, the tim
 would also bring pydantic and httpx into the publisher for four JSON calls.
 
 The session is reused across posts (createSession is rate limited hard): bluesky_session.py.
+The replies under a post (the audience's votes) are read by bluesky_replies.py.
 
 Idempotency: the record's key is a TID derived from the post (its creation time and a clock
 id hashed from its id), the same on every attempt. A PDS refuses a second record under a
@@ -33,7 +34,9 @@ from typing import Any
 import regex
 
 from socialgan import settings
+from socialgan.audience.types import Reply
 from socialgan.errors import FailedPrecondition, InvalidArgument, Unavailable
+from socialgan.publishing.bluesky_replies import thread_replies
 from socialgan.publishing.bluesky_session import (
     HANDLE_VAR,
     PASSWORD_VAR,
@@ -49,7 +52,15 @@ from socialgan.publishing.caption import CaptionInputs, fit_caption
 from socialgan.publishing.gallery import alt_text_for
 from socialgan.publishing.http import PlatformError
 from socialgan.publishing.media import GridImages, ImageLimits, fit_image
-from socialgan.publishing.targets import PublishOptions, PublishTarget, Rendered, SendContext
+from socialgan.publishing.post import Post
+from socialgan.publishing.targets import (
+    MAX_REPLIES_PER_POST,
+    PublishOptions,
+    PublishTarget,
+    Rendered,
+    SendContext,
+)
+from socialgan.storage import ObjectStore
 from socialgan.validation import normalize_hashtag
 
 COLLECTION = "app.bsky.feed.post"
@@ -300,3 +311,11 @@ class BlueskyTarget(PublishTarget):
             if found is None else ""
         if found is not None and isinstance(found.get("cid"), str):
             post.progress["cid"] = found["cid"]  # an edited record has a new one
+
+    def read_replies(self, store: ObjectStore, post: Post) -> list[Reply]:
+        uri = post.progress.get("uri")
+        if not isinstance(uri, str) or not uri:
+            return []  # nothing was posted
+        client = self._client()
+        own_did = str(post.progress.get("did") or client.session().did)
+        return thread_replies(client, uri, own_did, MAX_REPLIES_PER_POST)

@@ -13,7 +13,8 @@ the item's storage key, or (unset, with S3 storage) a presigned GET valid 48 h, 
 a container lives (24 h). The token goes to the Graph host only, in the Authorization header,
 never to the image URL. Before anything is made, content_publishing_limit is read and a
 post the remaining quota cannot finish is refused (a profile grid needs as many posts as it
-has tiles left to publish). The steps of each container are in instagram_steps.py.
+has tiles left to publish). The steps of each container are in instagram_steps.py, the
+reading of comments (the audience's votes) in instagram_replies.py.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import time
 
 from socialgan import settings
+from socialgan.audience.types import Reply
 from socialgan.credentials import Credential, base_url, is_loopback_host, origin_of
 from socialgan.errors import FailedPrecondition, InvalidArgument
 from socialgan.publishing import instagram_graph as graph
@@ -32,10 +34,18 @@ from socialgan.publishing.caption import (
 )
 from socialgan.publishing.gallery import alt_text_for
 from socialgan.publishing.http import PlatformError, PublishHttp, loopback_http_allowed
+from socialgan.publishing.instagram_replies import CommentReader
 from socialgan.publishing.instagram_steps import PUBLISHED, ContainerSteps, Slot
 from socialgan.publishing.media import GridImages, ImageLimits, fit_image
 from socialgan.publishing.post import Post, PostItem
-from socialgan.publishing.targets import PublishOptions, PublishTarget, Rendered, SendContext
+from socialgan.publishing.replies import ReplyBudget
+from socialgan.publishing.targets import (
+    MAX_REPLIES_PER_POST,
+    PublishOptions,
+    PublishTarget,
+    Rendered,
+    SendContext,
+)
 from socialgan.storage import ObjectStore
 
 GRAPH_HOSTS = ("graph.instagram.com", "graph.facebook.com")
@@ -274,3 +284,15 @@ class InstagramTarget(PublishTarget):
                 slot.url = ""
                 slot.mark("deleted", True)
         post.urls = [s.url for s in slots if s.url]
+
+    def read_replies(self, store: ObjectStore, post: Post) -> list[Reply]:
+        """The comments and their replies under every media of the post (a profile grid's
+        nine tiles each), MAX_REPLIES_PER_POST in all."""
+        if not post.platform_ids:
+            return []
+        self.check_ready()
+        reader = CommentReader(self._api().http, self.user_id)
+        budget = ReplyBudget("Instagram", post.post_id, MAX_REPLIES_PER_POST)
+        for media_id in post.platform_ids:
+            reader.media_replies(media_id, budget)
+        return budget.replies

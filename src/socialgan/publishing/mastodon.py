@@ -8,6 +8,7 @@
                               same status instead of posting a second one
     GET  /api/v1/statuses/:id the refresh (404: deleted)
     GET  /api/v2/instance     the limits (configuration.statuses / media_attachments)
+    GET  /api/v1/statuses/:id/context   the replies (mastodon_replies.py)
 
 The token (MASTODON_PUBLISH_TOKEN) goes to MASTODON_PUBLISH_INSTANCE_URL's origin only.
 Each media id is recorded on its item as soon as the instance answers, and the status id in
@@ -21,13 +22,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from socialgan import settings
+from socialgan.audience.types import Reply
 from socialgan.credentials import Credential, base_url
 from socialgan.errors import FailedPrecondition, InvalidArgument, Unavailable, quote
+from socialgan.publishing import mastodon_replies
 from socialgan.publishing.caption import CaptionInputs, fit_caption
 from socialgan.publishing.gallery import alt_text_for
 from socialgan.publishing.http import PlatformError, PublishHttp
 from socialgan.publishing.media import GridImages, ImageLimits, Rendition, fit_image
-from socialgan.publishing.targets import PublishOptions, PublishTarget, Rendered, SendContext
+from socialgan.publishing.post import Post
+from socialgan.publishing.targets import (
+    MAX_REPLIES_PER_POST,
+    PublishOptions,
+    PublishTarget,
+    Rendered,
+    SendContext,
+)
+from socialgan.storage import ObjectStore
 from socialgan.validation import normalize_hashtag
 
 TOKEN_VAR = "MASTODON_PUBLISH_TOKEN"
@@ -103,6 +114,7 @@ class MastodonTarget(PublishTarget):
         self.instance_url = instance_url
         self.default_visibility = default_visibility
         self._limits: InstanceLimits | None = None
+        self._account_id = ""  # ours, read once to tell our own replies from the audience's
 
     @classmethod
     def from_env(cls) -> MastodonTarget:
@@ -313,6 +325,19 @@ class MastodonTarget(PublishTarget):
         if status.get("url"):
             ctx.post.urls = [str(status["url"])]
             ctx.post.url = ctx.post.urls[0]
+
+
+    # --- replies ----------------------------------------------------------------------
+
+    def read_replies(self, store: ObjectStore, post: Post) -> list[Reply]:
+        status_id = str(post.progress.get("status_id") or "")
+        if not status_id:
+            return []  # nothing was posted
+        api = self._api()
+        if not self._account_id:
+            self._account_id = mastodon_replies.own_account_id(api)
+        return mastodon_replies.status_replies(api, status_id, self._account_id,
+                                               MAX_REPLIES_PER_POST)
 
 
 def _json_or_empty(response) -> Any:

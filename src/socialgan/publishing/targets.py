@@ -14,7 +14,9 @@ A target does three things, and the posting flow (posting.py) calls them in this
                                                   ctx.save() must be called after every step
                                                   the platform acknowledged
 
-`refresh(ctx)` (GetPost with refresh) reads the post's state back from the platform.
+`refresh(ctx)` (GetPost with refresh) reads the post's state back from the platform, and
+`read_replies(store, post)` what the audience answered under it (the votes for the next
+hashtag), at most MAX_REPLIES_PER_POST replies a post.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from socialgan.audience.types import Reply
 from socialgan.errors import InvalidArgument
 from socialgan.publishing.caption import CaptionInputs
 from socialgan.publishing.media import GridImages, Rendition
@@ -35,6 +38,9 @@ from socialgan.storage import ObjectStore
 # nine single-image Instagram posts that form the 3x3 picture on the profile; banner: X's
 # 1500x500 profile banner.
 MODES = ("single", "tiles", "carousel", "profile-grid", "banner")
+# A hard cap on the replies read under one post: a thread that went viral must not turn a
+# vote count into thousands of paid or rate-limited reads.
+MAX_REPLIES_PER_POST = 2000
 
 
 @dataclass(frozen=True)
@@ -92,3 +98,9 @@ class PublishTarget(ABC):
     def refresh(self, ctx: SendContext) -> None:
         """Update ctx.post from the platform (GetPost refresh); nothing to do by default."""
         return None
+
+    def read_replies(self, store: ObjectStore, post: Post) -> list[Reply]:
+        """The replies and comments under post on the platform, in the order it gives
+        them, at most MAX_REPLIES_PER_POST; our own account's marked is_own. Nothing by
+        default: the gallery has no replies."""
+        return []

@@ -9,6 +9,7 @@
     POST /2/tweets                     text + media.media_ids (<= 4)
     GET  /2/tweets/:id                 the refresh (gone: deleted)
     POST /1.1/account/update_profile_banner.json   mode "banner" (see below)
+    GET  /2/tweets/search/recent       the replies (x_replies.py)
 
 X has no idempotency key. Before POST /2/tweets the post records that a tweet is on its
 way; when the answer is uncertain (lost, a timeout, a 5xx after sending) that mark stays,
@@ -34,6 +35,7 @@ import time
 from typing import Any
 
 from socialgan import settings
+from socialgan.audience.types import Reply
 from socialgan.credentials import Credential, base_url
 from socialgan.errors import FailedPrecondition, Unavailable, quote
 from socialgan.publishing.caption import CaptionInputs, fit_caption
@@ -47,7 +49,13 @@ from socialgan.publishing.media import (
     fit_image,
 )
 from socialgan.publishing.post import Post, PostItem
-from socialgan.publishing.targets import PublishOptions, PublishTarget, Rendered, SendContext
+from socialgan.publishing.targets import (
+    MAX_REPLIES_PER_POST,
+    PublishOptions,
+    PublishTarget,
+    Rendered,
+    SendContext,
+)
 from socialgan.publishing.x_banner import (
     BANNER_SIZE,
     MAX_BANNER_BYTES,
@@ -55,7 +63,9 @@ from socialgan.publishing.x_banner import (
     banner_rendition,
     set_profile_banner,
 )
+from socialgan.publishing.x_replies import conversation_replies
 from socialgan.publishing.x_text import MAX_WEIGHTED_LENGTH, weighted_length
+from socialgan.storage import ObjectStore
 
 TOKEN_VAR = "X_PUBLISH_ACCESS_TOKEN"
 URL_VAR = "X_PUBLISH_API_URL"
@@ -381,3 +391,11 @@ class XTarget(PublishTarget):
             metrics = data.get("public_metrics") or {}
             progress["public_metrics"] = {k: int(v) for k, v in metrics.items()
                                           if isinstance(v, int) and not isinstance(v, bool)}
+
+    def read_replies(self, store: ObjectStore, post: Post) -> list[Reply]:
+        """FailedPrecondition when the token's access level has no recent search."""
+        tweet_id = str(post.progress.get("tweet_id") or "")
+        if not tweet_id:
+            return []  # a banner, or nothing posted
+        return conversation_replies(self._api(), tweet_id, str(post.progress.get("user_id") or ""),
+                                    MAX_REPLIES_PER_POST)

@@ -89,3 +89,16 @@ def mode_name(mode: int) -> str:
 
 def mode_enum(name: str) -> int:
     return _MODE_ENUM.get(name, publisher_pb2.PUBLISH_MODE_UNSPECIFIED)
+
+
+_CHOOSE_MODES = {publisher_pb2.CHOOSE_MODE_UNSPECIFIED: "vote-else-trending",
+                 publisher_pb2.CHOOSE_MODE_MANUAL: "manual",
+                 publisher_pb2.CHOOSE_MODE_TRENDING: "trending",
+                 publisher_pb2.CHOOSE_MODE_VOTE: "vote",
+                 publisher_pb2.CHOOSE_MODE_VOTE_ELSE_TRENDING: "vote-else-trending"}
+CHOOSE_MODE_ENUM = {name: value for value, name in _CHOOSE_MODES.items()
+                    if value != publisher_pb2.CHOOSE_MODE_UNSPECIFIED}
+
+
+def choose_mode_name(mode: int) -> str:
+    return enum_name(_CHOOSE_MODES, mode, "mode", "ChooseMode")

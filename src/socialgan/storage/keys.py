@@ -19,6 +19,8 @@
     runs/scrape/<job_id>.json             a scrape's manifest and final counts
     runs/train/<run_id>/options.json      a training run's options, metrics and samples
     runs/train/<run_id>/progress.json     its latest progress (a Kubernetes Job's, for the trainer)
+    runs/choices/<choice_id>.json         a hashtag choice and its evidence (socialgan.audience)
+    audience/voter_salt.json              the voters' hash salt when AUDIENCE_HASH_SALT is unset
     jobs/<kind>/<job_id>.json             a service job's record (scrape, filter, training):
                                           state, progress, the request to resume it from
     jobs/<kind>/<job_id>.cancel           a cancel request for a job another process runs
@@ -160,6 +162,14 @@ def run_sample_key(run_id: str, step: int) -> str:
 def run_progress_key(run_id: str) -> str:
     """What a run training in another process (a Kubernetes Job) last reported."""
     return run_prefix(run_id) + "progress.json"
+
+
+CHOICES_PREFIX = "runs/choices/"
+VOTER_SALT_KEY = "audience/voter_salt.json"
+
+
+def choice_record_key(choice_id: str) -> str:
+    return f"{CHOICES_PREFIX}{check_identifier(choice_id, 'choice_id')}.json"
 
 
 def job_prefix(kind: str) -> str:

@@ -32,6 +32,14 @@ class PostState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     POST_STATE_PUBLISHING: _ClassVar[PostState]
     POST_STATE_PUBLISHED: _ClassVar[PostState]
     POST_STATE_FAILED: _ClassVar[PostState]
+
+class ChooseMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CHOOSE_MODE_UNSPECIFIED: _ClassVar[ChooseMode]
+    CHOOSE_MODE_MANUAL: _ClassVar[ChooseMode]
+    CHOOSE_MODE_TRENDING: _ClassVar[ChooseMode]
+    CHOOSE_MODE_VOTE: _ClassVar[ChooseMode]
+    CHOOSE_MODE_VOTE_ELSE_TRENDING: _ClassVar[ChooseMode]
 PUBLISH_TARGET_UNSPECIFIED: PublishTarget
 PUBLISH_TARGET_GALLERY: PublishTarget
 PUBLISH_TARGET_INSTAGRAM: PublishTarget
@@ -49,6 +57,11 @@ POST_STATE_DRAFT: PostState
 POST_STATE_PUBLISHING: PostState
 POST_STATE_PUBLISHED: PostState
 POST_STATE_FAILED: PostState
+CHOOSE_MODE_UNSPECIFIED: ChooseMode
+CHOOSE_MODE_MANUAL: ChooseMode
+CHOOSE_MODE_TRENDING: ChooseMode
+CHOOSE_MODE_VOTE: ChooseMode
+CHOOSE_MODE_VOTE_ELSE_TRENDING: ChooseMode
 
 class CaptionInputs(_message.Message):
     __slots__ = ("hashtag", "method", "metrics", "model_id", "seed", "extra_hashtags", "generated_text")
@@ -174,3 +187,33 @@ class ListPostsResponse(_message.Message):
     posts: _containers.RepeatedCompositeFieldContainer[Post]
     next_page_token: str
     def __init__(self, posts: _Optional[_Iterable[_Union[Post, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class ChooseHashtagRequest(_message.Message):
+    __slots__ = ("mode", "hashtag")
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    HASHTAG_FIELD_NUMBER: _ClassVar[int]
+    mode: ChooseMode
+    hashtag: str
+    def __init__(self, mode: _Optional[_Union[ChooseMode, str]] = ..., hashtag: _Optional[str] = ...) -> None: ...
+
+class HashtagChoice(_message.Message):
+    __slots__ = ("choice_id", "hashtag", "runner_ups", "method", "reason", "votes", "evidence_key", "caption_line", "skipped")
+    CHOICE_ID_FIELD_NUMBER: _ClassVar[int]
+    HASHTAG_FIELD_NUMBER: _ClassVar[int]
+    RUNNER_UPS_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    VOTES_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_KEY_FIELD_NUMBER: _ClassVar[int]
+    CAPTION_LINE_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    choice_id: str
+    hashtag: str
+    runner_ups: _containers.RepeatedScalarFieldContainer[str]
+    method: str
+    reason: str
+    votes: int
+    evidence_key: str
+    caption_line: str
+    skipped: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, choice_id: _Optional[str] = ..., hashtag: _Optional[str] = ..., runner_ups: _Optional[_Iterable[str]] = ..., method: _Optional[str] = ..., reason: _Optional[str] = ..., votes: _Optional[int] = ..., evidence_key: _Optional[str] = ..., caption_line: _Optional[str] = ..., skipped: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -49,6 +49,11 @@ class PublisherServiceStub:
                 request_serializer=socialgan_dot_v1_dot_publisher__pb2.ListPostsRequest.SerializeToString,
                 response_deserializer=socialgan_dot_v1_dot_publisher__pb2.ListPostsResponse.FromString,
                 _registered_method=True)
+        self.ChooseHashtag = channel.unary_unary(
+                '/socialgan.v1.PublisherService/ChooseHashtag',
+                request_serializer=socialgan_dot_v1_dot_publisher__pb2.ChooseHashtagRequest.SerializeToString,
+                response_deserializer=socialgan_dot_v1_dot_publisher__pb2.HashtagChoice.FromString,
+                _registered_method=True)
 
 
 class PublisherServiceServicer:
@@ -73,6 +78,15 @@ class PublisherServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ChooseHashtag(self, request, context):
+        """The next run's hashtag: by hand, from what is trending, or from the audience's replies
+        to this round's posts (read from each network with the publisher's accounts). The
+        evidence is recorded under runs/choices/.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PublisherServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -90,6 +104,11 @@ def add_PublisherServiceServicer_to_server(servicer, server):
                     servicer.ListPosts,
                     request_deserializer=socialgan_dot_v1_dot_publisher__pb2.ListPostsRequest.FromString,
                     response_serializer=socialgan_dot_v1_dot_publisher__pb2.ListPostsResponse.SerializeToString,
+            ),
+            'ChooseHashtag': grpc.unary_unary_rpc_method_handler(
+                    servicer.ChooseHashtag,
+                    request_deserializer=socialgan_dot_v1_dot_publisher__pb2.ChooseHashtagRequest.FromString,
+                    response_serializer=socialgan_dot_v1_dot_publisher__pb2.HashtagChoice.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -173,6 +192,33 @@ class PublisherService:
             '/socialgan.v1.PublisherService/ListPosts',
             socialgan_dot_v1_dot_publisher__pb2.ListPostsRequest.SerializeToString,
             socialgan_dot_v1_dot_publisher__pb2.ListPostsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChooseHashtag(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/socialgan.v1.PublisherService/ChooseHashtag',
+            socialgan_dot_v1_dot_publisher__pb2.ChooseHashtagRequest.SerializeToString,
+            socialgan_dot_v1_dot_publisher__pb2.HashtagChoice.FromString,
             options,
             channel_credentials,
             insecure,
