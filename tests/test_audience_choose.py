@@ -278,7 +278,7 @@ def test_caption_lines(store, monkeypatch):
     one = choose_hashtag(store, "vote", replies=[reply(1, "ann", "#owls", 1)],
                          now=T0 + 2 * HOUR)
     assert caption_line(one) == "Chosen by 1 vote."
-    assert invitation_line() == INVITATION == "Reply with a #hashtag to choose the next run."
+    assert invitation_line() == INVITATION == "Reply with a hashtag to choose the next run."
     monkeypatch.setenv("AUDIENCE_INVITE", "false")
     assert invitation_line() == ""
 

@@ -75,6 +75,8 @@ def pod_specs(docs: list[dict]):
     for doc in docs:
         if doc["kind"] in WORKLOADS:
             yield doc, doc["spec"]["template"]["spec"]
+        elif doc["kind"] == "CronJob":
+            yield doc, doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]
 
 
 def containers(pod: dict) -> list[dict]:
@@ -407,3 +409,22 @@ def test_each_process_gets_only_the_secrets_it_reads(rendered, overlay, monkeypa
     given = {e["name"] for e in publisher["env"] if "valueFrom" in e}
     assert {"MASTODON_PUBLISH_TOKEN", "INSTAGRAM_PUBLISH_TOKEN", "BLUESKY_APP_PASSWORD",
             "X_PUBLISH_ACCESS_TOKEN"} <= given
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_cycle_cronjob_never_overlaps_and_asks_the_publisher(rendered, overlay):
+    """One cycle a beat, never two at once (the publisher records any overlap as skipped
+    too); the CLI in the publisher's image follows the cycle to its end."""
+    cron = find(rendered[overlay], "CronJob", "cycle")
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+    job = cron["spec"]["jobTemplate"]["spec"]
+    assert job["backoffLimit"] == 0 and job["template"]["spec"]["restartPolicy"] == "Never"
+    cli = container(job["template"]["spec"], "cli")
+    assert cli["image"].startswith("socialgan/publisher:")
+    assert cli["command"][:3] == ["socialgan", "cycle", "--remote"]
+    assert "--no-wait" not in cli["command"]  # Forbid counts only a Job that waits
+    assert env_value(cli, "PUBLISHER_SERVICE_ADDR") == "publisher:50054"
+    publisher = container(find(rendered[overlay], "Deployment", "publisher")["spec"]["template"]
+                          ["spec"], "publisher")
+    for name, port in (("scraper", 50051), ("trainer", 50052), ("generator", 50053)):
+        assert env_value(publisher, f"{name.upper()}_SERVICE_ADDR") == f"{name}:{port}"

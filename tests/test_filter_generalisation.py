@@ -109,7 +109,11 @@ def test_rendered_wallpapers_among_photos_are_dropped_as_graphic(tmp_path, mix):
         assert dropped[wall]["reason"] == "graphic", dropped.get(wall) or kept[wall]["scores"]
         assert dropped[wall]["score"] > dropped[wall]["threshold"]
     lost = [n for n, d in dropped.items() if n.startswith("good/") and d["stage"] == "renders"]
-    assert len(lost) <= 1, lost  # one of 54 photos, the violet sky of summer_1am
+    # At most two of 54 photos, both tiles of summer_1am's violet sky: its second tile sits
+    # at the cutoff (a render z of 2.10 against 2.0 with numpy 2.4/pillow 13, just under
+    # it with the versions before), so the bound is not one tile's luck.
+    assert len(lost) <= 2, lost
+    assert all(n.startswith("good/summer_1am") for n in lost), lost
     assert all("render_z" in k["scores"] for k in kept.values())
 
 

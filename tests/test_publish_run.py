@@ -52,6 +52,9 @@ def stack(tmp_path_factory, networks):
             "BLUESKY_HANDLE": bluesky.handle, "BLUESKY_APP_PASSWORD": bluesky.password,
             "BLUESKY_PDS_URL": bluesky.base,
             "X_PUBLISH_API_URL": networks["x"].base,
+            # ChooseHashtag's trending sources: the local servers, reached on loopback only.
+            "AUDIENCE_TREND_INSTANCES": networks["mastodon"].base,
+            "BLUESKY_APPVIEW_URL": bluesky.base, "SCRAPER_ALLOW_PRIVATE_NETWORKS": "true",
         }
         with LocalStack(workdir=workdir, storage_dir=storage, extra_env=env) as endpoints:
             yield SimpleNamespace(endpoints=endpoints, storage=storage)
@@ -73,7 +76,8 @@ def _run(stack, monkeypatch, capsys, pictures, *args: str,
     for name in SERVICES:
         monkeypatch.setenv(f"{name.upper()}_SERVICE_ADDR", getattr(e, name))
     monkeypatch.setenv("SOCIALGAN_API_TOKEN", e.token)
-    rc = main(["run", "--remote", "--hashtag", hashtag, "--source", f"folder:{pictures}",
+    chosen = ["--hashtag", hashtag] if hashtag else []
+    rc = main(["run", "--remote", *chosen, "--source", f"folder:{pictures}",
                "--steps", "3", "--option", "ngf=4", "--option", "ndf=4",
                "--option", "batch_size=8", "-q", *args])
     captured = capsys.readouterr()
@@ -159,3 +163,29 @@ def test_run_publishes_a_generated_caption(stack, networks, monkeypatch, capsys,
     assert lines[0] and not lines[0].startswith("#captioned"), text  # the model's line
     assert lines[1] == "#captioned, dreamed up by a GAN." and "Method:" in text
     assert out["caption"] == lines[0]
+
+
+def test_run_with_the_hashtag_the_audience_voted_for(stack, networks, monkeypatch, capsys,
+                                                     pictures):
+    """--choose vote-else-trending: three accounts replied #NorthernLights under our last
+    Mastodon post (one of them twice, and we replied ourselves); the run trains on that
+    hashtag and its post says how it was chosen and invites the next vote."""
+    from tests.local_mastodon import OWN_ACCOUNT
+
+    mastodon = networks["mastodon"]
+    last = max(mastodon.statuses, key=int)
+    for i in range(3):
+        mastodon.add_reply(last, {"id": f"4000{i}", "acct": f"fan{i}@art.example"},
+                           "next: #NorthernLights")
+    mastodon.add_reply(last, {"id": "40000", "acct": "fan0@art.example"}, "#NorthernLights!")
+    mastodon.add_reply(last, OWN_ACCOUNT, "#SomethingElse")
+    before = set(mastodon.statuses)
+    out = _run(stack, monkeypatch, capsys, pictures, "--target", "mastodon",
+               "--choose", "vote-else-trending", hashtag="")
+    (new,) = set(mastodon.statuses) - before
+    text = mastodon.statuses[new]["content"]
+    assert text.startswith("#northernlights, dreamed up by a GAN.\nChosen by 3 votes."), text
+    assert "Reply with a hashtag to choose the next run." in text
+    assert out["caption"].startswith("#northernlights")
+    choices = sorted((stack.storage / "runs" / "choices").glob("*.json"))
+    assert choices and "northernlights" in choices[-1].read_text()

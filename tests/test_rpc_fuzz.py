@@ -39,6 +39,8 @@ from socialgan.serving.backends import InProcessBackend
 from socialgan.storage import LocalObjectStore, keys
 from socialgan.v1 import (
     common_pb2,
+    cycle_pb2,
+    cycle_pb2_grpc,
     generator_pb2,
     generator_pb2_grpc,
     publisher_pb2,
@@ -61,7 +63,7 @@ CANCEL_WAIT_S = 2.0  # a cancelled job should end by then; the next cases go on 
 IG_USER = "17841400000000001"
 MODEL_ID = "fuzz-model"
 TINY = {"ngf": "8", "ndf": "8", "batch_size": "16"}
-FILES = (common_pb2, scraper_pb2, trainer_pb2, generator_pb2, publisher_pb2)
+FILES = (common_pb2, scraper_pb2, trainer_pb2, generator_pb2, publisher_pb2, cycle_pb2)
 NEVER = {grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL, grpc.StatusCode.DEADLINE_EXCEEDED,
          grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.UNAUTHENTICATED}
 # Cases that still failed, in code other owners were changing, when this test was written
@@ -150,8 +152,12 @@ def stack(tmp_path_factory, loopback_only):
             "publisher": _serve("publisher", lambda s: publisher_service.register(s, store),
                                 servers),
         }
+        # Cycles run in the publisher and call the other three, as in a deployment.
+        for name, address in addresses.items():
+            mp.setenv(f"{name.upper()}_SERVICE_ADDR", address)
         channels = {name: open_channel(address, TEST_TOKEN)
                     for name, address in addresses.items()}
+        channels["cycle"] = channels["publisher"]  # CycleService is served there
         try:
             yield _baselines(channels, social.base, pics)
         finally:
@@ -202,6 +208,12 @@ def _baselines(channels, mastodon_url, pics) -> Stack:
         caption=publisher_pb2.CaptionInputs(hashtag="fuzz", model_id=MODEL_ID, seed=1,
                                             metrics={"swd": 1.0}, extra_hashtags=["art"]))
     post = publisher.Publish(publish, timeout=t)
+    cycles = cycle_pb2_grpc.CycleServiceStub(channels["cycle"])
+    run_cycle = cycle_pb2.RunCycleRequest(trigger="api", options=cycle_pb2.CycleOptions(
+        choose=publisher_pb2.CHOOSE_MODE_MANUAL, hashtag="fuzz", source="folder:pics",
+        steps=2, options=TINY, target=publisher_pb2.PUBLISH_TARGET_GALLERY, dry_run=True))
+    cycle = cycles.RunCycle(run_cycle, timeout=t)  # a run to get, watch and cancel
+    _end_cycle(cycles, cycle.run_id, timeout=60.0)
 
     fresh_filter = trainer_pb2.FilterDatasetRequest()
     fresh_filter.CopyFrom(filter_request)
@@ -248,6 +260,11 @@ def _baselines(channels, mastodon_url, pics) -> Stack:
             page_size=5, target=publisher_pb2.PUBLISH_TARGET_GALLERY),
         "socialgan.v1.PublisherService.ChooseHashtag": publisher_pb2.ChooseHashtagRequest(
             mode=publisher_pb2.CHOOSE_MODE_MANUAL, hashtag="fuzz"),
+        "socialgan.v1.CycleService.RunCycle": run_cycle,
+        "socialgan.v1.CycleService.GetRun": cycle_pb2.GetRunRequest(run_id=cycle.run_id),
+        "socialgan.v1.CycleService.WatchRun": cycle_pb2.GetRunRequest(run_id=cycle.run_id),
+        "socialgan.v1.CycleService.CancelRun": cycle_pb2.GetRunRequest(run_id=cycle.run_id),
+        "socialgan.v1.CycleService.ListRuns": cycle_pb2.ListRunsRequest(page_size=5),
     }
     return Stack(channels=channels, live=mastodon_url.removeprefix("http://"),
                  baselines=baselines, outcome_of_baseline={})
@@ -314,12 +331,28 @@ def _cancel_started_job(stack: Stack, case: Case, reply: bytes | None) -> bool:
         trainer.CancelFilter(trainer_pb2.CancelFilterRequest(dataset_id=dataset_id), timeout=t)
         return _wait_done(lambda: trainer.GetFilter(trainer_pb2.GetFilterRequest(
             dataset_id=dataset_id), timeout=t), timeout=wait)
+    elif case.method.name == "RunCycle":
+        cycles = cycle_pb2_grpc.CycleServiceStub(stack.channels["cycle"])
+        return _end_cycle(cycles, cycle_pb2.Run.FromString(reply).run_id, timeout=wait)
     elif case.method.name == "StartTraining":
         run_id = trainer_pb2.TrainingJob.FromString(reply).run_id
         trainer.CancelTraining(trainer_pb2.CancelTrainingRequest(run_id=run_id), timeout=t)
         return _wait_done(lambda: trainer.GetTraining(
             trainer_pb2.GetTrainingRequest(run_id=run_id), timeout=t), timeout=wait)
     return True
+
+
+def _end_cycle(cycles, run_id: str, timeout: float) -> bool:
+    """Cancel the cycle and wait for it to end (a skipped one has ended already)."""
+    t = CALL_TIMEOUT_S
+    cycles.CancelRun(cycle_pb2.GetRunRequest(run_id=run_id), timeout=t)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = cycles.GetRun(cycle_pb2.GetRunRequest(run_id=run_id), timeout=t).state
+        if state not in (cycle_pb2.RUN_STATE_QUEUED, cycle_pb2.RUN_STATE_RUNNING):
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def _good_request(stack: Stack, method):

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import grpc
 
+from services.publisher.cycles import SERVICE_NAME as CYCLE_SERVICE_NAME
+from services.publisher.cycles import CycleServicer
 from socialgan import log
+from socialgan.cycles import CycleRunner
 from socialgan.errors import InvalidArgument
 from socialgan.publishing import (
     CaptionInputs,
@@ -25,7 +28,7 @@ from socialgan.rpc.convert import (
 )
 from socialgan.rpc.server import run_until_signalled, start_server
 from socialgan.storage import ObjectStore, open_store
-from socialgan.v1 import publisher_pb2, publisher_pb2_grpc
+from socialgan.v1 import cycle_pb2_grpc, publisher_pb2, publisher_pb2_grpc
 from socialgan.validation import check_identifier, check_length
 
 SERVICE_NAME = publisher_pb2.DESCRIPTOR.services_by_name["PublisherService"].full_name
@@ -44,10 +47,11 @@ def caption_inputs(msg: publisher_pb2.CaptionInputs) -> CaptionInputs:
     if msg.model_id:  # it is printed as the model that made the grid: an id, not free text
         check_identifier(msg.model_id, "caption.model_id")
     check_length(msg.generated_text, "caption.generated_text", MAX_GENERATED_CHARS)
+    check_length(msg.choice_line, "caption.choice_line", 200)
     return CaptionInputs(hashtag=msg.hashtag, method=msg.method, metrics=dict(msg.metrics),
                          model_id=msg.model_id, seed=msg.seed if msg.model_id else None,
                          extra_hashtags=tuple(msg.extra_hashtags),
-                         generated_text=msg.generated_text)
+                         generated_text=msg.generated_text, choice_line=msg.choice_line)
 
 
 def publish_options(request: publisher_pb2.PublishRequest) -> PublishOptions:
@@ -109,16 +113,23 @@ class PublisherServicer(publisher_pb2_grpc.PublisherServiceServicer):
             skipped=heard.skipped)
 
 
-def register(server: grpc.Server, store: ObjectStore) -> list[str]:
+def register(server: grpc.Server, store: ObjectStore,
+             cycles: CycleRunner | None = None) -> list[str]:
+    """PublisherService, and CycleService (cycles run here: they choose and they publish)."""
     publisher_pb2_grpc.add_PublisherServiceServicer_to_server(PublisherServicer(store), server)
-    return [SERVICE_NAME]
+    cycle_pb2_grpc.add_CycleServiceServicer_to_server(
+        CycleServicer(cycles or CycleRunner(store)), server)
+    return [SERVICE_NAME, CYCLE_SERVICE_NAME]
 
 
 def main() -> None:
     log.configure("publisher")
     store = open_store()
-    running = start_server("publisher", lambda s: register(s, store))
-    run_until_signalled(running)
+    cycles = CycleRunner(store)
+    running = start_server("publisher", lambda s: register(s, store, cycles))
+    cycles.resume_interrupted()
+    # On SIGTERM a running cycle is recorded INTERRUPTED; the next start resumes it.
+    run_until_signalled(running, on_stop=cycles.shutdown)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,9 @@ from pathlib import Path
 
 from socialgan import settings
 from socialgan.audience.choose import MODES as CHOICE_MODES
+from socialgan.cli_cycles import add_cycle_commands
 from socialgan.errors import InvalidArgument, SocialGanError
+from socialgan.model_names import DEFAULT_MODEL
 from socialgan.pipeline import (
     MODES,
     TARGETS,
@@ -34,7 +36,6 @@ from socialgan.pipeline import (
 from socialgan.serving.output_size import PRESETS
 from socialgan.serving.upscale import UPSCALERS
 from socialgan.supervisor import SERVICES, Endpoints, LocalStack
-from socialgan.training.config import DEFAULT_MODEL
 
 DEMO_IMAGES = Path("data/twemoji")
 DEFAULT_WORKDIR = Path("var")
@@ -57,7 +58,12 @@ def _key_value(text: str) -> tuple[str, str]:
 def _add_pipeline_args(p: argparse.ArgumentParser, *, hashtag: str | None,
                        source: str | None, steps: int, seconds: float = 0.0,
                        options: tuple[tuple[str, str], ...] = ()) -> None:
-    p.add_argument("--hashtag", default=hashtag, required=hashtag is None)
+    p.add_argument("--hashtag", default=hashtag,
+                   help="the hashtag (required unless --choose picks it)")
+    p.add_argument("--choose", choices=["trending", "vote", "vote-else-trending"],
+                   help="let the publisher choose the hashtag first (ChooseHashtag: the "
+                   "audience's replies to this round's posts, or what is trending); the "
+                   "caption says how it was chosen")
     p.add_argument("--source", default=source, required=source is None,
                    help="source spec: folder:PATH, zip:PATH or urls:FILE (sent from this "
                    "machine when the scraper may not read the path itself)")
@@ -101,14 +107,18 @@ def _add_pipeline_args(p: argparse.ArgumentParser, *, hashtag: str | None,
 
 def _options(args) -> PipelineOptions:
     return PipelineOptions(
-        hashtag=args.hashtag, source=args.source, limit=args.limit, model=args.model,
+        hashtag=args.hashtag or "", source=args.source, limit=args.limit, model=args.model,
         resolution=args.resolution, aspect=args.aspect, steps=args.steps,
         seconds=args.seconds, options=dict(args.option), seed=args.seed,
         target=args.target, mode=args.mode, visibility=args.visibility, dry_run=args.dry_run,
-        caption=args.caption, caption_seconds=args.caption_seconds)
+        caption=args.caption, caption_seconds=args.caption_seconds, choose=args.choose or "")
 
 
 def _run(args) -> int:
+    if not args.hashtag and not args.choose:
+        print("socialgan: --hashtag: is required (or --choose to let the audience or the "
+              "trends pick it)", file=sys.stderr)
+        return 2
     opts = _options(args)
     try:  # before starting anything: a size the model cannot make fails in a second
         check_options(opts)
@@ -403,6 +413,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="ask the publisher (ChooseHashtag; PUBLISHER_SERVICE_ADDR): it reads "
                      "the replies and trends itself with its accounts")
     cho.set_defaults(func=_choose)
+
+    add_cycle_commands(sub, _add_pipeline_args, _options)
 
     env = sub.add_parser("env", help="print the configuration variables")
     env.set_defaults(func=_env)

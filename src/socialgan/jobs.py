@@ -31,7 +31,7 @@ QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED, INTERRUPTED = (
 # (stopped by a shutdown or a lost process) are the ones recover() resumes.
 TERMINAL = (SUCCEEDED, FAILED, CANCELLED, INTERRUPTED)
 # The request field that names a job of each kind, for messages that name the field.
-_ID_FIELDS = {"scrape": "job_id", "training": "run_id", "filter": "dataset_id"}
+_ID_FIELDS = {"scrape": "job_id", "training": "run_id", "filter": "dataset_id", "cycle": "run_id"}
 MAX_AUTO_RESUMES = 3  # crashes in a row (each within HEALTHY_RUN_S) before recover() gives up
 HEALTHY_RUN_S = 600.0
 STORED_WATCH_POLL_S = 1.0
@@ -82,6 +82,7 @@ class Job:
     _changed: threading.Condition = field(default_factory=threading.Condition, repr=False)
     _persisting: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _attempt_started: float = field(default_factory=time.time, repr=False)
+    _save: Callable[[], None] = field(default=lambda: None, repr=False)  # set by JobRunner
 
     def update(self, message: str | None = None, fraction_done: float | None = None,
                **progress: Any) -> None:
@@ -102,6 +103,16 @@ class Job:
     @property
     def cancel_requested(self) -> bool:
         return self._cancel.is_set()
+
+    def save_now(self) -> None:
+        """Write the job's record to its store now, not at the next heartbeat: for work
+        whose progress names something a resume must not start twice."""
+        self._save()
+
+    @property
+    def stopping_for_shutdown(self) -> bool:
+        """Cancelled because its service is stopping: it resumes on the next start."""
+        return self._shutdown
 
     def wait_for_cancel(self, timeout: float) -> bool:
         """Sleep up to timeout seconds, waking at once on a cancel; True if cancelled."""
@@ -188,6 +199,7 @@ class JobRunner:
                                              "meanwhile; not resumed")
                 self.store.clear_cancel(kind, job_id)
             job = Job(job_id=job_id, kind=kind, request=dict(request or {}), resumes=resumes)
+            job._save = lambda: self._persist(job)
             if resumed_from is not None:  # keep what watchers saw until the work reports
                 job.created, job.progress = resumed_from.created, dict(resumed_from.progress)
                 job.fraction_done = resumed_from.fraction_done

@@ -9,6 +9,8 @@ and Kubernetes; only the Endpoints differ.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import itertools
 import sys
 from collections.abc import Callable, Iterator
@@ -22,14 +24,13 @@ from socialgan.errors import InvalidArgument, quote
 from socialgan.filtering.dataset import image_size
 from socialgan.filtering.report import summary_text
 from socialgan.rpc.client import open_channel
-from socialgan.rpc.convert import state_name
+from socialgan.rpc.convert import CHOOSE_MODE_ENUM, state_name
 from socialgan.rpc.requests import MAX_REPEATED, MAX_STRING_CHARS
 from socialgan.scraping.sources import UrlListSource, local_spec_path, url_list_spec_path
 from socialgan.scraping.upload import upload_parts
 from socialgan.serving.output_size import BANNER
 from socialgan.supervisor import Endpoints
 from socialgan.text import CAPTION_MODEL
-from socialgan.training.plan import check_image_size
 from socialgan.v1 import (
     common_pb2,
     generator_pb2,
@@ -45,6 +46,7 @@ from socialgan.v1 import (
 # Deadlines per call: unary calls are quick; streams last as long as their job.
 QUICK = 30.0
 GENERATE = 300.0  # the first grid of a model includes registering it with TorchServe
+CHOOSE = 300.0  # reading every reply of a round's posts, with the networks' rate limits
 LONG = 24 * 3600.0
 
 
@@ -71,6 +73,8 @@ class PipelineOptions:
     # model trained (caption_seconds) on the dataset's own captions, then the facts.
     caption: str = "template"
     caption_seconds: float = 60.0
+    # trending, vote or vote-else-trending: the publisher chooses the hashtag first.
+    choose: str = ""
     visibility: str = ""  # Mastodon's; "" the publisher's MASTODON_VISIBILITY
     dry_run: bool = False
 
@@ -119,14 +123,19 @@ ASPECTS = {1: (common_pb2.ASPECT_SQUARE, None, 9, None),
            3: (common_pb2.ASPECT_BANNER, BANNER, 3, 1)}
 
 
-def check_options(opts: PipelineOptions) -> None:
+def check_options(opts: PipelineOptions, *, model_sizes: bool = True) -> None:
     """InvalidArgument naming aspect or resolution when the run could not train (checked
-    before the scrape, as the trainer would check it after the filter)."""
+    before the scrape, as the trainer would check it after the filter). model_sizes: also
+    the sizes the model's architecture makes (needs torch; the publisher, which runs cycles
+    without it, leaves that to the trainer's StartTraining)."""
     if opts.aspect not in ASPECTS:
         raise InvalidArgument("aspect", f"{str(opts.aspect)[:20]} is not 1 (square) or 3 "
                               "(3:1 banners)")
     image_size(opts.resolution, "banner" if opts.aspect == 3 else "square")  # the filter's range
-    check_image_size(opts.model, opts.options, opts.resolution, opts.aspect)
+    if model_sizes:
+        from socialgan.training.plan import check_image_size
+
+        check_image_size(opts.model, opts.options, opts.resolution, opts.aspect)
 
 
 def _bar(desc: str, total: int | None, quiet: bool) -> tqdm:
@@ -138,6 +147,37 @@ def _require_success(stage: str, status: common_pb2.JobStatus) -> None:
     if status.state != common_pb2.JOB_STATE_SUCCEEDED:
         raise PipelineError(f"{stage} {status.job_id} ended {state_name(status.state)}: "
                             f"{status.message}")
+
+
+@dataclass
+class Follow:
+    """How a caller follows a stage's job: the id of one started before (a cycle resuming
+    after a restart of its service), and hooks for a new job's id and for progress."""
+
+    job_id: str = ""
+    on_start: Callable[[str], None] = lambda job_id: None
+    # May raise to stop following (a cancelled cycle); cancel_on tells whether that also
+    # cancels the service's job (a Ctrl-C does; a cycle's service shutting down does not:
+    # the job goes on, and the resumed cycle follows it again).
+    on_progress: Callable[[float, str], None] = lambda fraction, message: None
+    cancel_on: Callable[[BaseException], bool] = lambda exc: isinstance(exc, KeyboardInterrupt)
+
+    def started(self, job_id: str) -> None:
+        self.job_id = job_id
+        self.on_start(job_id)
+
+    def progress(self, fraction: float, message: str) -> None:
+        self.on_progress(fraction, message)
+
+    @contextlib.contextmanager
+    def cancels(self, cancel: Callable[[], object]) -> Iterator[None]:
+        try:
+            yield
+        except BaseException as exc:
+            if self.cancel_on(exc):
+                with contextlib.suppress(grpc.RpcError):
+                    cancel()
+            raise
 
 
 def _sayer(quiet: bool) -> Callable[[str], None]:
@@ -172,9 +212,12 @@ def _upload_requests(kind: str, path: str, opts: PipelineOptions,
 
 
 def start_scrape(stub: scraper_pb2_grpc.ScraperServiceStub, opts: PipelineOptions,
-                 say: Callable[[str], None]) -> scraper_pb2.ScrapeJob:
+                 say: Callable[[str], None],
+                 upload_from_here: bool = True) -> scraper_pb2.ScrapeJob:
     """StartScrape; a folder: or zip: path the service may not or cannot read but this
-    machine has is uploaded from here instead (UploadImages), through the same checks."""
+    machine has is uploaded from here instead (UploadImages), through the same checks.
+    upload_from_here=False (a server-side cycle: the path is a request's, not the user's
+    own machine's): the service's refusal stands."""
     request = scraper_pb2.StartScrapeRequest(
         source=scraper_pb2.SourceSpec(spec=opts.source), hashtag=opts.hashtag)
     if opts.limit:
@@ -182,7 +225,7 @@ def start_scrape(stub: scraper_pb2_grpc.ScraperServiceStub, opts: PipelineOption
     try:
         return stub.StartScrape(request, timeout=QUICK)
     except grpc.RpcError as exc:
-        if (exc.code() not in _NOT_READABLE_THERE
+        if (not upload_from_here or exc.code() not in _NOT_READABLE_THERE
                 or not (exc.details() or "").startswith("source")):
             raise
         local, listing = local_spec_path(opts.source), url_list_spec_path(opts.source)
@@ -208,13 +251,21 @@ def _inline_urls(listing: str) -> list[str]:
     return urls
 
 
-def scrape(endpoints: Endpoints, opts: PipelineOptions, quiet=False) -> scraper_pb2.ScrapeJob:
+def scrape(endpoints: Endpoints, opts: PipelineOptions, quiet=False, *,
+           follow: Follow | None = None, upload_from_here: bool = True) -> scraper_pb2.ScrapeJob:
+    """Start the scrape (or, follow.job_id set, watch the one started before) until it ends."""
+    follow = follow or Follow()
     stub = scraper_pb2_grpc.ScraperServiceStub(open_channel(endpoints.scraper, endpoints.token))
-    job = start_scrape(stub, opts, _sayer(quiet))
-    watch = stub.WatchScrape(scraper_pb2.WatchScrapeRequest(job_id=job.status.job_id),
-                             timeout=LONG)
-    with _bar(f"scrape #{opts.hashtag}", opts.limit, quiet) as bar:
+    job_id = follow.job_id
+    if not job_id:
+        job_id = start_scrape(stub, opts, _sayer(quiet), upload_from_here).status.job_id
+        follow.started(job_id)
+    watch = stub.WatchScrape(scraper_pb2.WatchScrapeRequest(job_id=job_id), timeout=LONG)
+    with _bar(f"scrape #{opts.hashtag}", opts.limit, quiet) as bar, follow.cancels(
+            lambda: stub.CancelScrape(scraper_pb2.CancelScrapeRequest(job_id=job_id),
+                                      timeout=QUICK)):
         for job in watch:  # noqa: B020 - the last snapshot is the result
+            follow.progress(job.status.fraction_done, f"scraped {job.counts.new} new images")
             c = job.counts
             # A limit is counted in stored images; without one the total is what the source
             # has yielded so far (it grows as pages arrive).
@@ -238,7 +289,9 @@ def scrape_summary(job: scraper_pb2.ScrapeJob) -> str:
             f"{job.raw_prefix}")
 
 
-def filter_dataset(endpoints: Endpoints, opts: PipelineOptions, quiet=False) -> trainer_pb2.Dataset:
+def filter_dataset(endpoints: Endpoints, opts: PipelineOptions, quiet=False, *,
+                   follow: Follow | None = None) -> trainer_pb2.Dataset:
+    follow = follow or Follow()
     stub = trainer_pb2_grpc.TrainerServiceStub(open_channel(endpoints.trainer, endpoints.token))
     request = trainer_pb2.FilterDatasetRequest(hashtag=opts.hashtag, resolution=opts.resolution,
                                                aspect=ASPECTS[opts.aspect][0])
@@ -248,6 +301,8 @@ def filter_dataset(endpoints: Endpoints, opts: PipelineOptions, quiet=False) -> 
             bar.total, bar.n = progress.total, progress.processed
             bar.set_postfix(kept=progress.kept, refresh=False)
             bar.refresh()
+            follow.progress(progress.processed / max(progress.total, 1),
+                            f"filtered {progress.processed} of {progress.total} images")
             if progress.HasField("dataset"):
                 dataset = progress.dataset
     if dataset is None:
@@ -256,30 +311,35 @@ def filter_dataset(endpoints: Endpoints, opts: PipelineOptions, quiet=False) -> 
 
 
 def train(endpoints: Endpoints, opts: PipelineOptions, dataset_id: str,
-          quiet=False, *, caption_model: bool = False) -> trainer_pb2.TrainingJob:
+          quiet=False, *, caption_model: bool = False,
+          follow: Follow | None = None) -> trainer_pb2.TrainingJob:
     """The run's GAN, or (caption_model) the caption language model on the same dataset's
-    captions, within opts.caption_seconds."""
+    captions, within opts.caption_seconds; follow.job_id set: the run started before."""
     stub = trainer_pb2_grpc.TrainerServiceStub(open_channel(endpoints.trainer, endpoints.token))
     model = CAPTION_MODEL if caption_model else opts.model
     budget = (trainer_pb2.TrainingBudget(seconds=opts.caption_seconds) if caption_model else
               trainer_pb2.TrainingBudget(steps=opts.steps, seconds=opts.seconds))
-    job = stub.StartTraining(trainer_pb2.StartTrainingRequest(
-        dataset_id=dataset_id, model=model, options={} if caption_model else opts.options,
-        seed=opts.seed, budget=budget), timeout=QUICK)
-    with _bar(f"train {model}", job.total_steps or None, quiet) as bar:
-        watch = stub.WatchTraining(trainer_pb2.WatchTrainingRequest(run_id=job.run_id),
+    follow = follow or Follow()
+    run_id, total = follow.job_id, None
+    if not run_id:
+        job = stub.StartTraining(trainer_pb2.StartTrainingRequest(
+            dataset_id=dataset_id, model=model, options={} if caption_model else opts.options,
+            seed=opts.seed, budget=budget), timeout=QUICK)
+        run_id, total = job.run_id, job.total_steps or None
+        follow.started(run_id)
+    with _bar(f"train {model}", total, quiet) as bar, follow.cancels(
+            lambda: stub.CancelTraining(trainer_pb2.CancelTrainingRequest(run_id=run_id),
+                                        timeout=QUICK)):
+        watch = stub.WatchTraining(trainer_pb2.WatchTrainingRequest(run_id=run_id),
                                    timeout=LONG)
-        try:
-            for job in watch:  # noqa: B020 - the last snapshot is the result
-                bar.total = job.total_steps or bar.total
-                bar.n = job.step
-                bar.set_postfix({**{k: f"{v:.3f}" for k, v in job.losses.items()},
-                                 "img/s": f"{job.images_per_second:.0f}"}, refresh=False)
-                bar.refresh()
-        except KeyboardInterrupt:
-            stub.CancelTraining(trainer_pb2.CancelTrainingRequest(run_id=job.run_id),
-                                timeout=QUICK)
-            raise
+        for job in watch:  # noqa: B020 - the last snapshot is the result
+            bar.total = job.total_steps or bar.total
+            bar.n = job.step
+            bar.set_postfix({**{k: f"{v:.3f}" for k, v in job.losses.items()},
+                             "img/s": f"{job.images_per_second:.0f}"}, refresh=False)
+            bar.refresh()
+            follow.progress(job.status.fraction_done, f"{model}: step {job.step} of "
+                            f"{job.total_steps or '?'}")
     _require_success("training", job.status)
     return job
 
@@ -309,6 +369,13 @@ def generate(endpoints: Endpoints, model_id: str, seed: int | None = None, count
     return stub.GenerateGrid(request, timeout=GENERATE)
 
 
+def choose(endpoints: Endpoints, mode: str) -> publisher_pb2.HashtagChoice:
+    stub = publisher_pb2_grpc.PublisherServiceStub(
+        open_channel(endpoints.publisher, endpoints.token))
+    return stub.ChooseHashtag(publisher_pb2.ChooseHashtagRequest(
+        mode=CHOOSE_MODE_ENUM[mode]), timeout=CHOOSE)
+
+
 def generate_caption(endpoints: Endpoints, model_id: str,
                      seed: int) -> generator_pb2.GenerateCaptionResponse:
     stub = generator_pb2_grpc.GeneratorServiceStub(
@@ -319,7 +386,7 @@ def generate_caption(endpoints: Endpoints, model_id: str,
 
 def publish(endpoints: Endpoints, grid: generator_pb2.GenerateGridResponse, target: str,
             dry_run: bool, mode: str = "single", visibility: str = "",
-            generated_text: str = "") -> publisher_pb2.Post:
+            generated_text: str = "", choice_line: str = "") -> publisher_pb2.Post:
     stub = publisher_pb2_grpc.PublisherServiceStub(
         open_channel(endpoints.publisher, endpoints.token))
     meta = grid.metadata
@@ -329,7 +396,8 @@ def publish(endpoints: Endpoints, grid: generator_pb2.GenerateGridResponse, targ
         idempotency_key=f"{meta.model_id}-{meta.seed}-{meta.count}-{mode}",
         caption=publisher_pb2.CaptionInputs(
             hashtag=meta.hashtag, method=meta.method, metrics=dict(meta.metrics),
-            model_id=meta.model_id, seed=meta.seed, generated_text=generated_text),
+            model_id=meta.model_id, seed=meta.seed, generated_text=generated_text,
+            choice_line=choice_line),
     ), timeout=QUICK)
 
 
@@ -366,6 +434,13 @@ def run_pipeline(
     _, _, count, columns = ASPECTS[opts.aspect]
     size = grid_size(opts)
     try:
+        choice_line = ""
+        if opts.choose:
+            chosen = choose(endpoints, opts.choose)
+            say(f"chose #{chosen.hashtag}: {chosen.reason} (evidence {chosen.evidence_key})"
+                + "".join(f"\n  left out: {s}" for s in chosen.skipped))
+            opts = dataclasses.replace(opts, hashtag=chosen.hashtag)
+            choice_line = chosen.caption_line
         scraped = scrape(endpoints, opts, quiet)
         say(scrape_summary(scraped))
         dataset = filter_dataset(endpoints, opts, quiet)
@@ -382,7 +457,7 @@ def run_pipeline(
         text = written_caption(endpoints, opts, dataset.dataset_id, grid.metadata.seed,
                                quiet) if opts.caption == "generated" else ""
         post = publish(endpoints, grid, opts.target, opts.dry_run, opts.mode, opts.visibility,
-                       text)
+                       text, choice_line)
         say(f"post {post.post_id}: {publisher_pb2.PostState.Name(post.state)} at {post.url}")
     except grpc.RpcError as exc:
         raise PipelineError(f"{exc.code().name}: {exc.details()}") from None

@@ -24,7 +24,9 @@ class EnvVar:
 
 
 _ALL = ("scraper", "trainer", "generator", "publisher", "dashboard")
-_CLIENTS = ("cli", "dashboard")  # the dashboard calls the four services, as the CLI does
+# The dashboard calls the four services, as the CLI does; the publisher runs cycles, whose
+# stages are the other services' RPCs.
+_CLIENTS = ("cli", "dashboard", "publisher")
 _DASHBOARD = ("dashboard",)
 
 ENV_VARS: dict[str, EnvVar] = {
@@ -186,8 +188,14 @@ ENV_VARS: dict[str, EnvVar] = {
         EnvVar("AUDIENCE_HASH_SALT", "",
                "Salt of the voters' hashes (keep it private); unset: a random one stored "
                "once in the store.", ("publisher", "cli")),
+        EnvVar("CYCLE_MIN_IMAGES", "100",
+               "A cycle's hashtag whose filter keeps fewer images falls back to the choice's "
+               "next runner-up.", ("publisher",)),
+        EnvVar("CYCLE_MAX_FALLBACKS", "2",
+               "How many runner-ups a cycle tries after a winner with too few images.",
+               ("publisher",)),
         EnvVar("AUDIENCE_INVITE", "true",
-               "Captions invite the next vote ('Reply with a #hashtag ...').",
+               "Captions invite the next vote ('Reply with a hashtag ...').",
                ("publisher", "cli")),
         EnvVar("TRAINER_DEVICE", "auto", "'auto' (GPU when there is one), 'cpu' or 'cuda'.",
                ("trainer",)),

@@ -95,6 +95,7 @@ class LocalStack:
     _children: dict[str, subprocess.Popen] = field(default_factory=dict, init=False)
     _log_files: list = field(default_factory=list, init=False)
     endpoints: Endpoints | None = field(default=None, init=False)
+    _started_with: tuple[dict[str, int], dict[str, str]] | None = field(default=None, init=False)
 
     def _ports(self) -> tuple[dict[str, int], list[int]]:
         """The services' ports and TorchServe's five, all distinct."""
@@ -159,9 +160,22 @@ class LocalStack:
         except BaseException:
             self.stop()
             raise
+        self._started_with = (ports, env)
         self.endpoints = Endpoints(token=self.token, dashboard=dashboard, **{
             name: f"127.0.0.1:{ports[name]}" for name in SERVICES})
         return self.endpoints
+
+    def restart(self, name: str, *, kill: bool = False) -> None:
+        """Stop one service (kill: SIGKILL, as a crash would; else SIGTERM, as a rolling
+        update does) and start it again on its port with the same environment."""
+        assert self._started_with is not None and name in SERVICES, name
+        ports, env = self._started_with
+        child = self._children[name]
+        child.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        child.wait(timeout=60)
+        self._spawn(name, ["-m", f"services.{name}.server"], {**env, "PORT": str(ports[name])})
+        self._wait(name, lambda: wait_healthy(f"127.0.0.1:{ports[name]}", 2),
+                   time.monotonic() + self.startup_timeout)
 
     def _start_dashboard(self, env: dict[str, str], deadline: float) -> str:
         """The dashboard as one more child (it finds the services at *_SERVICE_ADDR in env);

@@ -28,7 +28,8 @@ from socialgan.storage import ObjectStore, keys
 
 MODES = ("manual", "trending", "vote", "vote-else-trending")
 MAX_RUNNER_UPS = 5
-INVITATION = "Reply with a #hashtag to choose the next run."
+# No "#" in it: it would count against a platform's hashtag cap and become a tag facet.
+INVITATION = "Reply with a hashtag to choose the next run."
 
 
 @dataclass(frozen=True)

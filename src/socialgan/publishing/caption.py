@@ -42,12 +42,15 @@ class CaptionInputs:
     seed: int | None = None
     extra_hashtags: tuple[str, ...] = ()
     generated_text: str = ""  # caption mode "generated": the caption model's line
+    choice_line: str = ""  # how the hashtag was chosen: "Chosen by 14 votes."
+    invitation: str = ""  # "Reply with a hashtag to choose the next run."
 
     def as_dict(self) -> dict:
         return {"hashtag": self.hashtag, "method": self.method, "metrics": dict(self.metrics),
                 "model_id": self.model_id, "seed": self.seed,
                 "extra_hashtags": list(self.extra_hashtags),
-                "generated_text": self.generated_text}
+                "generated_text": self.generated_text, "choice_line": self.choice_line,
+                "invitation": self.invitation}
 
 
 def generated_line(inputs: CaptionInputs) -> str:
@@ -118,19 +121,26 @@ def fit_caption(inputs: CaptionInputs, *, max_chars: int = MAX_CAPTION_CHARS,
         model = f"Model: {_one_line(inputs.model_id)}{seed}"
 
     lead = generated_line(inputs)
+    chosen = _one_line(inputs.choice_line).replace("#", "")
+    invitation = _one_line(inputs.invitation).replace("#", "")
 
     def text(method: str, metrics: list[str], model: str, credit: bool,
-             extras: list[str], lead: str = lead) -> str:
+             extras: list[str], lead: str = lead, optional: bool = False) -> str:
         lines = [lead] if lead else []
-        lines += [f"#{tag}, dreamed up by a GAN.", f"Method: {method}",
-                 "Metrics: " + (" · ".join(metrics) if metrics else "none recorded")]
+        lines += [f"#{tag}, dreamed up by a GAN."]
+        lines += [chosen] if chosen and optional else []
+        lines += [f"Method: {method}",
+                  "Metrics: " + (" · ".join(metrics) if metrics else "none recorded")]
         lines += [model] if model else []
         lines += ["Made with SocialGAN"] if credit else []
+        lines += [invitation] if invitation and optional else []
         lines += [" ".join(f"#{e}" for e in extras)] if extras else []
         return "\n".join(lines)
 
     # Shorter and shorter forms; the first that fits is the caption.
-    forms = [text(method, metrics, model, True, extras),
+    forms = [text(method, metrics, model, True, extras, optional=True),
+             text(method, metrics, model, False, extras, optional=True),
+             text(method, metrics, model, True, extras),
              text(method, metrics, model, False, extras),
              text(method, metrics, "", False, extras),
              text(method, metrics, "", False, []),

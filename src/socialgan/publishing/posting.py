@@ -15,11 +15,13 @@ target saves its progress after every step the platform acknowledged.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import threading
 import time
 from collections import defaultdict
 
+from socialgan.audience.choose import invitation_line
 from socialgan.errors import FailedPrecondition, InvalidArgument, NotFound, quote
 from socialgan.job_store import page_of
 from socialgan.publishing.caption import CaptionInputs
@@ -99,6 +101,8 @@ def _new_post(store: ObjectStore, target: PublishTarget, post_id: str, grid_key:
               caption_inputs: CaptionInputs, options: PublishOptions, dry_run: bool,
               idempotency_key: str) -> Post:
     """Render the post and store its items; nothing is sent."""
+    if target.name != "gallery":  # where people can reply, the post asks for the next vote
+        caption_inputs = dataclasses.replace(caption_inputs, invitation=invitation_line())
     rendered = target.render(load_grid(store, grid_key), caption_inputs, options)
     items = []
     for i, image in enumerate(rendered.images):

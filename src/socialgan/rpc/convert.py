@@ -28,6 +28,11 @@ def job_status(snap: jobs.JobSnapshot) -> common_pb2.JobStatus:
     )
 
 
+def job_state_enum(name: str) -> int:
+    """The JobState of a job state name ('running', ...)."""
+    return _STATE.get(name, common_pb2.JOB_STATE_UNSPECIFIED)
+
+
 def state_name(state: int) -> str:
     """'running', 'succeeded', ... for a JobState value."""
     return _STATE_NAME.get(state, "unspecified")
@@ -74,8 +79,8 @@ def format_name(fmt: int) -> str:
     return enum_name(_FORMATS, fmt, "format", "ImageFormat")
 
 
-def target_name(target: int) -> str:
-    return enum_name(_TARGETS, target, "target", "PublishTarget")
+def target_name(target: int, field: str = "target") -> str:
+    return enum_name(_TARGETS, target, field, "PublishTarget")
 
 
 def target_enum(name: str) -> int:
@@ -83,8 +88,8 @@ def target_enum(name: str) -> int:
     return _TARGET_ENUM.get(name, publisher_pb2.PUBLISH_TARGET_UNSPECIFIED)
 
 
-def mode_name(mode: int) -> str:
-    return enum_name(_MODES, mode, "mode", "PublishMode")
+def mode_name(mode: int, field: str = "mode") -> str:
+    return enum_name(_MODES, mode, field, "PublishMode")
 
 
 def mode_enum(name: str) -> int:
@@ -100,5 +105,5 @@ CHOOSE_MODE_ENUM = {name: value for value, name in _CHOOSE_MODES.items()
                     if value != publisher_pb2.CHOOSE_MODE_UNSPECIFIED}
 
 
-def choose_mode_name(mode: int) -> str:
-    return enum_name(_CHOOSE_MODES, mode, "mode", "ChooseMode")
+def choose_mode_name(mode: int, field: str = "mode") -> str:
+    return enum_name(_CHOOSE_MODES, mode, field, "ChooseMode")

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from socialgan.errors import InvalidArgument
+from socialgan.model_names import DEFAULT_MODEL  # noqa: F401 - the trainer's names live here
 from socialgan.models import RECIPES, arch_options
 from socialgan.text import CAPTION_MODEL
 from socialgan.validation import check_identifier
 
-DEFAULT_MODEL = "dcgan-diffaug"
 LOSSES = ("bce", "hinge")
 AUGMENTS = ("color", "translation", "cutout")
 DEFAULT_CHECKPOINT_EVERY = 500

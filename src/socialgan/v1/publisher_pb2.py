@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1csocialgan/v1/publisher.proto\x12\x0csocialgan.v1\"\xeb\x01\n\rCaptionInputs\x12\x0f\n\x07hashtag\x18\x01 \x01(\t\x12\x0e\n\x06method\x18\x02 \x01(\t\x12\x39\n\x07metrics\x18\x03 \x03(\x0b\x32(.socialgan.v1.CaptionInputs.MetricsEntry\x12\x10\n\x08model_id\x18\x04 \x01(\t\x12\x0c\n\x04seed\x18\x05 \x01(\x03\x12\x16\n\x0e\x65xtra_hashtags\x18\x06 \x03(\t\x12\x16\n\x0egenerated_text\x18\x07 \x01(\t\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xe4\x01\n\x0ePublishRequest\x12+\n\x06target\x18\x01 \x01(\x0e\x32\x1b.socialgan.v1.PublishTarget\x12\x10\n\x08grid_key\x18\x02 \x01(\t\x12,\n\x07\x63\x61ption\x18\x03 \x01(\x0b\x32\x1b.socialgan.v1.CaptionInputs\x12\x0f\n\x07\x64ry_run\x18\x04 \x01(\x08\x12\x17\n\x0fidempotency_key\x18\x05 \x01(\t\x12\'\n\x04mode\x18\x06 \x01(\x0e\x32\x19.socialgan.v1.PublishMode\x12\x12\n\nvisibility\x18\x07 \x01(\t\"\x92\x01\n\x08PostItem\x12\x11\n\timage_key\x18\x01 \x01(\t\x12\x10\n\x08\x61lt_text\x18\x02 \x01(\t\x12\r\n\x05width\x18\x03 \x01(\x05\x12\x0e\n\x06height\x18\x04 \x01(\x05\x12\x12\n\nsize_bytes\x18\x05 \x01(\x03\x12\x13\n\x0bplatform_id\x18\x06 \x01(\t\x12\x0b\n\x03url\x18\x07 \x01(\t\x12\x0c\n\x04step\x18\x08 \x01(\t\"\xfe\x02\n\x04Post\x12\x0f\n\x07post_id\x18\x01 \x01(\t\x12+\n\x06target\x18\x02 \x01(\x0e\x32\x1b.socialgan.v1.PublishTarget\x12&\n\x05state\x18\x03 \x01(\x0e\x32\x17.socialgan.v1.PostState\x12\x0f\n\x07\x63\x61ption\x18\x04 \x01(\t\x12\x0b\n\x03url\x18\x05 \x01(\t\x12\x10\n\x08grid_key\x18\x06 \x01(\t\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x08 \x01(\x08\x12\x14\n\x0c\x63reated_unix\x18\t \x01(\x01\x12\'\n\x04mode\x18\n \x01(\x0e\x32\x19.socialgan.v1.PublishMode\x12%\n\x05items\x18\x0b \x03(\x0b\x32\x16.socialgan.v1.PostItem\x12\x14\n\x0cplatform_ids\x18\x0c \x03(\t\x12\x0c\n\x04urls\x18\r \x03(\t\x12\x0e\n\x06\x63hecks\x18\x0e \x03(\t\x12\x10\n\x08\x61ttempts\x18\x0f \x01(\x05\x12\x14\n\x0cupdated_unix\x18\x10 \x01(\x01\"2\n\x0eGetPostRequest\x12\x0f\n\x07post_id\x18\x01 \x01(\t\x12\x0f\n\x07refresh\x18\x02 \x01(\x08\"f\n\x10ListPostsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12+\n\x06target\x18\x03 \x01(\x0e\x32\x1b.socialgan.v1.PublishTarget\"O\n\x11ListPostsResponse\x12!\n\x05posts\x18\x01 \x03(\x0b\x32\x12.socialgan.v1.Post\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"O\n\x14\x43hooseHashtagRequest\x12&\n\x04mode\x18\x01 \x01(\x0e\x32\x18.socialgan.v1.ChooseMode\x12\x0f\n\x07hashtag\x18\x02 \x01(\t\"\xb3\x01\n\rHashtagChoice\x12\x11\n\tchoice_id\x18\x01 \x01(\t\x12\x0f\n\x07hashtag\x18\x02 \x01(\t\x12\x12\n\nrunner_ups\x18\x03 \x03(\t\x12\x0e\n\x06method\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\r\n\x05votes\x18\x06 \x01(\x05\x12\x14\n\x0c\x65vidence_key\x18\x07 \x01(\t\x12\x14\n\x0c\x63\x61ption_line\x18\x08 \x01(\t\x12\x0f\n\x07skipped\x18\t \x03(\t*\xb8\x01\n\rPublishTarget\x12\x1e\n\x1aPUBLISH_TARGET_UNSPECIFIED\x10\x00\x12\x1a\n\x16PUBLISH_TARGET_GALLERY\x10\x01\x12\x1c\n\x18PUBLISH_TARGET_INSTAGRAM\x10\x02\x12\x1b\n\x17PUBLISH_TARGET_MASTODON\x10\x03\x12\x14\n\x10PUBLISH_TARGET_X\x10\x04\x12\x1a\n\x16PUBLISH_TARGET_BLUESKY\x10\x05*\xaf\x01\n\x0bPublishMode\x12\x1c\n\x18PUBLISH_MODE_UNSPECIFIED\x10\x00\x12\x17\n\x13PUBLISH_MODE_SINGLE\x10\x01\x12\x16\n\x12PUBLISH_MODE_TILES\x10\x02\x12\x19\n\x15PUBLISH_MODE_CAROUSEL\x10\x03\x12\x1d\n\x19PUBLISH_MODE_PROFILE_GRID\x10\x04\x12\x17\n\x13PUBLISH_MODE_BANNER\x10\x05*\x89\x01\n\tPostState\x12\x1a\n\x16POST_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10POST_STATE_DRAFT\x10\x01\x12\x19\n\x15POST_STATE_PUBLISHING\x10\x02\x12\x18\n\x14POST_STATE_PUBLISHED\x10\x03\x12\x15\n\x11POST_STATE_FAILED\x10\x04*\x95\x01\n\nChooseMode\x12\x1b\n\x17\x43HOOSE_MODE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x43HOOSE_MODE_MANUAL\x10\x01\x12\x18\n\x14\x43HOOSE_MODE_TRENDING\x10\x02\x12\x14\n\x10\x43HOOSE_MODE_VOTE\x10\x03\x12\"\n\x1e\x43HOOSE_MODE_VOTE_ELSE_TRENDING\x10\x04\x32\xac\x02\n\x10PublisherService\x12;\n\x07Publish\x12\x1c.socialgan.v1.PublishRequest\x1a\x12.socialgan.v1.Post\x12;\n\x07GetPost\x12\x1c.socialgan.v1.GetPostRequest\x1a\x12.socialgan.v1.Post\x12L\n\tListPosts\x12\x1e.socialgan.v1.ListPostsRequest\x1a\x1f.socialgan.v1.ListPostsResponse\x12P\n\rChooseHashtag\x12\".socialgan.v1.ChooseHashtagRequest\x1a\x1b.socialgan.v1.HashtagChoiceb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1csocialgan/v1/publisher.proto\x12\x0csocialgan.v1\"\x80\x02\n\rCaptionInputs\x12\x0f\n\x07hashtag\x18\x01 \x01(\t\x12\x0e\n\x06method\x18\x02 \x01(\t\x12\x39\n\x07metrics\x18\x03 \x03(\x0b\x32(.socialgan.v1.CaptionInputs.MetricsEntry\x12\x10\n\x08model_id\x18\x04 \x01(\t\x12\x0c\n\x04seed\x18\x05 \x01(\x03\x12\x16\n\x0e\x65xtra_hashtags\x18\x06 \x03(\t\x12\x16\n\x0egenerated_text\x18\x07 \x01(\t\x12\x13\n\x0b\x63hoice_line\x18\x08 \x01(\t\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xe4\x01\n\x0ePublishRequest\x12+\n\x06target\x18\x01 \x01(\x0e\x32\x1b.socialgan.v1.PublishTarget\x12\x10\n\x08grid_key\x18\x02 \x01(\t\x12,\n\x07\x63\x61ption\x18\x03 \x01(\x0b\x32\x1b.socialgan.v1.CaptionInputs\x12\x0f\n\x07\x64ry_run\x18\x04 \x01(\x08\x12\x17\n\x0fidempotency_key\x18\x05 \x01(\t\x12\'\n\x04mode\x18\x06 \x01(\x0e\x32\x19.socialgan.v1.PublishMode\x12\x12\n\nvisibility\x18\x07 \x01(\t\"\x92\x01\n\x08PostItem\x12\x11\n\timage_key\x18\x01 \x01(\t\x12\x10\n\x08\x61lt_text\x18\x02 \x01(\t\x12\r\n\x05width\x18\x03 \x01(\x05\x12\x0e\n\x06height\x18\x04 \x01(\x05\x12\x12\n\nsize_bytes\x18\x05 \x01(\x03\x12\x13\n\x0bplatform_id\x18\x06 \x01(\t\x12\x0b\n\x03url\x18\x07 \x01(\t\x12\x0c\n\x04step\x18\x08 \x01(\t\"\xfe\x02\n\x04Post\x12\x0f\n\x07post_id\x18\x01 \x01(\t\x12+\n\x06target\x18\x02 \x01(\x0e\x32\x1b.socialgan.v1.PublishTarget\x12&\n\x05state\x18\x03 \x01(\x0e\x32\x17.socialgan.v1.PostState\x12\x0f\n\x07\x63\x61ption\x18\x04 \x01(\t\x12\x0b\n\x03url\x18\x05 \x01(\t\x12\x10\n\x08grid_key\x18\x06 \x01(\t\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x08 \x01(\x08\x12\x14\n\x0c\x63reated_unix\x18\t \x01(\x01\x12\'\n\x04mode\x18\n \x01(\x0e\x32\x19.socialgan.v1.PublishMode\x12%\n\x05items\x18\x0b \x03(\x0b\x32\x16.socialgan.v1.PostItem\x12\x14\n\x0cplatform_ids\x18\x0c \x03(\t\x12\x0c\n\x04urls\x18\r \x03(\t\x12\x0e\n\x06\x63hecks\x18\x0e \x03(\t\x12\x10\n\x08\x61ttempts\x18\x0f \x01(\x05\x12\x14\n\x0cupdated_unix\x18\x10 \x01(\x01\"2\n\x0eGetPostRequest\x12\x0f\n\x07post_id\x18\x01 \x01(\t\x12\x0f\n\x07refresh\x18\x02 \x01(\x08\"f\n\x10ListPostsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12+\n\x06target\x18\x03 \x01(\x0e\x32\x1b.socialgan.v1.PublishTarget\"O\n\x11ListPostsResponse\x12!\n\x05posts\x18\x01 \x03(\x0b\x32\x12.socialgan.v1.Post\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"O\n\x14\x43hooseHashtagRequest\x12&\n\x04mode\x18\x01 \x01(\x0e\x32\x18.socialgan.v1.ChooseMode\x12\x0f\n\x07hashtag\x18\x02 \x01(\t\"\xb3\x01\n\rHashtagChoice\x12\x11\n\tchoice_id\x18\x01 \x01(\t\x12\x0f\n\x07hashtag\x18\x02 \x01(\t\x12\x12\n\nrunner_ups\x18\x03 \x03(\t\x12\x0e\n\x06method\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\r\n\x05votes\x18\x06 \x01(\x05\x12\x14\n\x0c\x65vidence_key\x18\x07 \x01(\t\x12\x14\n\x0c\x63\x61ption_line\x18\x08 \x01(\t\x12\x0f\n\x07skipped\x18\t \x03(\t*\xb8\x01\n\rPublishTarget\x12\x1e\n\x1aPUBLISH_TARGET_UNSPECIFIED\x10\x00\x12\x1a\n\x16PUBLISH_TARGET_GALLERY\x10\x01\x12\x1c\n\x18PUBLISH_TARGET_INSTAGRAM\x10\x02\x12\x1b\n\x17PUBLISH_TARGET_MASTODON\x10\x03\x12\x14\n\x10PUBLISH_TARGET_X\x10\x04\x12\x1a\n\x16PUBLISH_TARGET_BLUESKY\x10\x05*\xaf\x01\n\x0bPublishMode\x12\x1c\n\x18PUBLISH_MODE_UNSPECIFIED\x10\x00\x12\x17\n\x13PUBLISH_MODE_SINGLE\x10\x01\x12\x16\n\x12PUBLISH_MODE_TILES\x10\x02\x12\x19\n\x15PUBLISH_MODE_CAROUSEL\x10\x03\x12\x1d\n\x19PUBLISH_MODE_PROFILE_GRID\x10\x04\x12\x17\n\x13PUBLISH_MODE_BANNER\x10\x05*\x89\x01\n\tPostState\x12\x1a\n\x16POST_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10POST_STATE_DRAFT\x10\x01\x12\x19\n\x15POST_STATE_PUBLISHING\x10\x02\x12\x18\n\x14POST_STATE_PUBLISHED\x10\x03\x12\x15\n\x11POST_STATE_FAILED\x10\x04*\x95\x01\n\nChooseMode\x12\x1b\n\x17\x43HOOSE_MODE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x43HOOSE_MODE_MANUAL\x10\x01\x12\x18\n\x14\x43HOOSE_MODE_TRENDING\x10\x02\x12\x14\n\x10\x43HOOSE_MODE_VOTE\x10\x03\x12\"\n\x1e\x43HOOSE_MODE_VOTE_ELSE_TRENDING\x10\x04\x32\xac\x02\n\x10PublisherService\x12;\n\x07Publish\x12\x1c.socialgan.v1.PublishRequest\x1a\x12.socialgan.v1.Post\x12;\n\x07GetPost\x12\x1c.socialgan.v1.GetPostRequest\x1a\x12.socialgan.v1.Post\x12L\n\tListPosts\x12\x1e.socialgan.v1.ListPostsRequest\x1a\x1f.socialgan.v1.ListPostsResponse\x12P\n\rChooseHashtag\x12\".socialgan.v1.ChooseHashtagRequest\x1a\x1b.socialgan.v1.HashtagChoiceb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,34 +33,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CAPTIONINPUTS_METRICSENTRY']._loaded_options = None
   _globals['_CAPTIONINPUTS_METRICSENTRY']._serialized_options = b'8\001'
-  _globals['_PUBLISHTARGET']._serialized_start=1550
-  _globals['_PUBLISHTARGET']._serialized_end=1734
-  _globals['_PUBLISHMODE']._serialized_start=1737
-  _globals['_PUBLISHMODE']._serialized_end=1912
-  _globals['_POSTSTATE']._serialized_start=1915
-  _globals['_POSTSTATE']._serialized_end=2052
-  _globals['_CHOOSEMODE']._serialized_start=2055
-  _globals['_CHOOSEMODE']._serialized_end=2204
+  _globals['_PUBLISHTARGET']._serialized_start=1571
+  _globals['_PUBLISHTARGET']._serialized_end=1755
+  _globals['_PUBLISHMODE']._serialized_start=1758
+  _globals['_PUBLISHMODE']._serialized_end=1933
+  _globals['_POSTSTATE']._serialized_start=1936
+  _globals['_POSTSTATE']._serialized_end=2073
+  _globals['_CHOOSEMODE']._serialized_start=2076
+  _globals['_CHOOSEMODE']._serialized_end=2225
   _globals['_CAPTIONINPUTS']._serialized_start=47
-  _globals['_CAPTIONINPUTS']._serialized_end=282
-  _globals['_CAPTIONINPUTS_METRICSENTRY']._serialized_start=236
-  _globals['_CAPTIONINPUTS_METRICSENTRY']._serialized_end=282
-  _globals['_PUBLISHREQUEST']._serialized_start=285
-  _globals['_PUBLISHREQUEST']._serialized_end=513
-  _globals['_POSTITEM']._serialized_start=516
-  _globals['_POSTITEM']._serialized_end=662
-  _globals['_POST']._serialized_start=665
-  _globals['_POST']._serialized_end=1047
-  _globals['_GETPOSTREQUEST']._serialized_start=1049
-  _globals['_GETPOSTREQUEST']._serialized_end=1099
-  _globals['_LISTPOSTSREQUEST']._serialized_start=1101
-  _globals['_LISTPOSTSREQUEST']._serialized_end=1203
-  _globals['_LISTPOSTSRESPONSE']._serialized_start=1205
-  _globals['_LISTPOSTSRESPONSE']._serialized_end=1284
-  _globals['_CHOOSEHASHTAGREQUEST']._serialized_start=1286
-  _globals['_CHOOSEHASHTAGREQUEST']._serialized_end=1365
-  _globals['_HASHTAGCHOICE']._serialized_start=1368
-  _globals['_HASHTAGCHOICE']._serialized_end=1547
-  _globals['_PUBLISHERSERVICE']._serialized_start=2207
-  _globals['_PUBLISHERSERVICE']._serialized_end=2507
+  _globals['_CAPTIONINPUTS']._serialized_end=303
+  _globals['_CAPTIONINPUTS_METRICSENTRY']._serialized_start=257
+  _globals['_CAPTIONINPUTS_METRICSENTRY']._serialized_end=303
+  _globals['_PUBLISHREQUEST']._serialized_start=306
+  _globals['_PUBLISHREQUEST']._serialized_end=534
+  _globals['_POSTITEM']._serialized_start=537
+  _globals['_POSTITEM']._serialized_end=683
+  _globals['_POST']._serialized_start=686
+  _globals['_POST']._serialized_end=1068
+  _globals['_GETPOSTREQUEST']._serialized_start=1070
+  _globals['_GETPOSTREQUEST']._serialized_end=1120
+  _globals['_LISTPOSTSREQUEST']._serialized_start=1122
+  _globals['_LISTPOSTSREQUEST']._serialized_end=1224
+  _globals['_LISTPOSTSRESPONSE']._serialized_start=1226
+  _globals['_LISTPOSTSRESPONSE']._serialized_end=1305
+  _globals['_CHOOSEHASHTAGREQUEST']._serialized_start=1307
+  _globals['_CHOOSEHASHTAGREQUEST']._serialized_end=1386
+  _globals['_HASHTAGCHOICE']._serialized_start=1389
+  _globals['_HASHTAGCHOICE']._serialized_end=1568
+  _globals['_PUBLISHERSERVICE']._serialized_start=2228
+  _globals['_PUBLISHERSERVICE']._serialized_end=2528
 # @@protoc_insertion_point(module_scope)

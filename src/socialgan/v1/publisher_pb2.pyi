@@ -64,7 +64,7 @@ CHOOSE_MODE_VOTE: ChooseMode
 CHOOSE_MODE_VOTE_ELSE_TRENDING: ChooseMode
 
 class CaptionInputs(_message.Message):
-    __slots__ = ("hashtag", "method", "metrics", "model_id", "seed", "extra_hashtags", "generated_text")
+    __slots__ = ("hashtag", "method", "metrics", "model_id", "seed", "extra_hashtags", "generated_text", "choice_line")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -79,6 +79,7 @@ class CaptionInputs(_message.Message):
     SEED_FIELD_NUMBER: _ClassVar[int]
     EXTRA_HASHTAGS_FIELD_NUMBER: _ClassVar[int]
     GENERATED_TEXT_FIELD_NUMBER: _ClassVar[int]
+    CHOICE_LINE_FIELD_NUMBER: _ClassVar[int]
     hashtag: str
     method: str
     metrics: _containers.ScalarMap[str, float]
@@ -86,7 +87,8 @@ class CaptionInputs(_message.Message):
     seed: int
     extra_hashtags: _containers.RepeatedScalarFieldContainer[str]
     generated_text: str
-    def __init__(self, hashtag: _Optional[str] = ..., method: _Optional[str] = ..., metrics: _Optional[_Mapping[str, float]] = ..., model_id: _Optional[str] = ..., seed: _Optional[int] = ..., extra_hashtags: _Optional[_Iterable[str]] = ..., generated_text: _Optional[str] = ...) -> None: ...
+    choice_line: str
+    def __init__(self, hashtag: _Optional[str] = ..., method: _Optional[str] = ..., metrics: _Optional[_Mapping[str, float]] = ..., model_id: _Optional[str] = ..., seed: _Optional[int] = ..., extra_hashtags: _Optional[_Iterable[str]] = ..., generated_text: _Optional[str] = ..., choice_line: _Optional[str] = ...) -> None: ...
 
 class PublishRequest(_message.Message):
     __slots__ = ("target", "grid_key", "caption", "dry_run", "idempotency_key", "mode", "visibility")
