@@ -1,6 +1,7 @@
-"""The dashboard against real services: scraper, trainer and generator as gRPC servers on
-127.0.0.1 in this process (the generator on its in-process backend, no TorchServe), and the
-dashboard served by uvicorn on a free loopback port."""
+"""The dashboard against real services: scraper, trainer, generator and publisher as gRPC
+servers on 127.0.0.1 in this process (the generator on its in-process backend, no
+TorchServe; the publisher's cycles calling the other three), and the dashboard served by
+uvicorn on a free loopback port."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ from dataclasses import dataclass
 import uvicorn
 
 from services.generator.server import register as register_generator
+from services.publisher.server import register as register_publisher
 from services.scraper.server import register as register_scraper
 from services.trainer.server import register as register_trainer
+from socialgan.cycles import CycleRunner
 from socialgan.dashboard.app import create_app
 from socialgan.dashboard.auth import Credentials
 from socialgan.dashboard.services import Addresses, Services
@@ -23,6 +26,7 @@ from socialgan.rpc.client import free_port
 from socialgan.rpc.server import start_server
 from socialgan.serving.backends import InProcessBackend
 from socialgan.storage import ObjectStore
+from socialgan.supervisor import Endpoints
 from tests.conftest import TEST_TOKEN
 
 PASSWORD = "dashboard-test-password"
@@ -54,11 +58,17 @@ def grpc_services(store: ObjectStore) -> Iterator[Addresses]:
         start_server("generator", lambda s: register_generator(s, store, backend), port=0,
                      token=TEST_TOKEN, host="127.0.0.1"),
     ]
+    # The publisher last: its cycles call the three above.
+    scraper, trainer, generator = (f"127.0.0.1:{s.port}" for s in servers)
+    cycles = CycleRunner(store, Endpoints(scraper, trainer, generator, "", TEST_TOKEN))
+    servers.append(start_server("publisher", lambda s: register_publisher(s, store, cycles),
+                                port=0, token=TEST_TOKEN, host="127.0.0.1"))
     try:
-        yield Addresses(*(f"127.0.0.1:{s.port}" for s in servers))
+        yield Addresses(scraper, trainer, generator, f"127.0.0.1:{servers[-1].port}")
     finally:
         for server in servers:
             server.stop(grace=0)
+        cycles.shutdown()
         backend.close()
 
 

@@ -204,3 +204,24 @@ def _full_caption(stack, post_id: str) -> str:
     record = json.loads((stack.storage / "posts" / post_id / "post.json").read_text())
     return record["caption"]
 
+
+
+def test_a_rolling_restart_of_the_publisher_resumes_the_cycle_at_its_stage(stack):
+    """SIGTERM (a rolling update): the cycle is recorded INTERRUPTED, to resume on the next
+    start, while its training goes on in the trainer; the new publisher follows it again."""
+    opts = PipelineOptions(hashtag="northernlights",
+                           source=f"folder:{stack.imports}/{{hashtag}}", steps=0, seconds=15.0,
+                           choose="manual", options={"ngf": "4", "ndf": "4", "batch_size": "8"})
+    run = start_cycle(stack.endpoints, opts)
+    training = _wait_for(stack, run.run_id, lambda r: any(
+        s.name == "train" and s.ids.get("run_id") for s in r.stages))
+    stack.stack.restart("publisher")
+    record = json.loads((stack.storage / "jobs" / "cycle" / f"{run.run_id}.json").read_text())
+    assert record["state"] in ("interrupted", "running"), record["state"]  # resumed already?
+    run = _wait_for(stack, run.run_id, lambda r: r.state in (
+        cycle_pb2.RUN_STATE_SUCCEEDED, cycle_pb2.RUN_STATE_FAILED), timeout=300)
+    assert run.state == cycle_pb2.RUN_STATE_SUCCEEDED, run
+    assert _stage(run, "train").ids["run_id"] == _stage(training, "train").ids["run_id"]
+    assert _stage(run, "train").state == "succeeded"
+    log = (stack.storage.parent / "logs" / "publisher.log").read_text()
+    assert f"resumed cycle {run.run_id}" in log

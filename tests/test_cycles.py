@@ -197,3 +197,27 @@ def test_every_cycle_rpc_needs_the_token(store):
             channel.close()
     finally:
         running.stop(grace=0)
+
+
+def test_the_dashboard_shows_the_votes_that_chose_a_hashtag(store, monkeypatch):
+    """The cycle page's "how the hashtag was chosen": the counts of a real tally, voters
+    counted (never named on the page), and why replies were ignored."""
+    from socialgan.audience.choose import choose_hashtag
+    from socialgan.dashboard.cycles import evidence_view
+    from tests.test_audience_choose import HOUR, T0, our_post, thread
+
+    for name in ("AUDIENCE_MIN_VOTES", "AUDIENCE_COOLDOWN", "AUDIENCE_BLOCKED_ACCOUNTS"):
+        monkeypatch.delenv(name, raising=False)
+    our_post(store)
+    choice = choose_hashtag(store, "vote", replies=thread(), now=T0 + 25 * HOUR)
+    view = evidence_view(store, choice.choice_id)
+    assert (view["winner"], view["method"], view["reason"]) == ("cats", "vote",
+                                                                "chosen by 3 votes")
+    # Nobody blocked here: the spammer's #dogs counts too, and the tie goes to the tag whose
+    # first vote came earlier (cats).
+    assert [(v["hashtag"], v["votes"], v["voters"]) for v in view["votes"]] == [
+        ("cats", 3, 3), ("dogs", 3, 3)]
+    assert view["counted_voters"] == 6 and view["ignored_replies"]["own_account"] == 1
+    assert evidence_view(store, "") is None and evidence_view(store, "choice-none") is None
+    with pytest.raises(InvalidArgument):
+        evidence_view(store, "../../etc/passwd")

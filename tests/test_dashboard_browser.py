@@ -74,6 +74,7 @@ def stack(tmp_path_factory):
     with pytest.MonkeyPatch.context() as env:
         env.setenv("SOCIALGAN_API_TOKEN", TEST_TOKEN)
         env.setenv("SCRAPER_IMPORT_DIR", str(root / "import"))
+        env.setenv("CYCLE_MIN_IMAGES", "10")  # a cycle of the 50 Twemoji trains on them
         with dashboard_stack(LocalObjectStore(root / "store")) as s:
             s.folder = folder  # type: ignore[attr-defined]
             yield s
@@ -344,3 +345,50 @@ def test_the_posts_page_lists_posts_per_network_with_state_and_links(page, stack
     page.evaluate("() => Promise.all([...document.images].map(i => i.decode()))")
     assert_accessible(page)
     screenshot(page, "posts")
+
+
+def test_a_cycle_started_on_the_cycles_page_runs_to_its_post(page, stack, seeded_run):
+    """The cycles page starts a cycle by hand (RunCycle to the publisher, which calls the
+    scraper, trainer and generator); its page refreshes itself until the cycle ends and
+    then shows every stage with what it made, and how the hashtag was chosen."""
+    sign_in(page)
+    page.goto("/cycles")
+    assert_accessible(page)
+    page.get_by_label("How the hashtag is chosen").select_option("manual")
+    page.get_by_label("Hashtag (when chosen by hand)").fill("#EmojiCycle")
+    page.get_by_label("Source", exact=True).fill(f"folder:{stack.folder}")
+    page.get_by_label("Training steps").fill("10")
+    page.get_by_label("Model and loop options").fill("ngf=8 ndf=8 batch_size=16")
+    page.get_by_role("button", name="Start the cycle").click()
+    page.wait_for_url("**/cycles/cycle-*")
+    page.wait_for_selector('#summary:not([data-state="queued"]):not([data-state="running"])',
+                           timeout=WAIT_S * 1000)
+    summary = page.locator("#summary")
+    assert summary.get_attribute("data-state") == "succeeded", page.locator(".message").first \
+        .inner_text()
+    stages = page.locator("#cycle-stages tbody tr")
+    assert [stages.nth(i).get_attribute("data-stage") for i in range(stages.count())] == [
+        "choose", "scrape", "filter", "train", "generate", "caption", "publish"]
+    assert "given by hand" in page.locator("#choice-reason").inner_text()
+    assert "#emojicycle" in summary.inner_text()
+    page.evaluate("() => Promise.all([...document.images].map(i => i.decode()))")
+    assert_accessible(page)
+    screenshot(page, "cycle")
+    page.locator('[data-stage="train"] a').click()  # the cycle's training, on its run page
+    page.wait_for_selector('#training[data-state="succeeded"]')
+    page.goto("/cycles")
+    row = page.locator("#cycles tbody tr").first
+    assert "succeeded" in row.inner_text() and "#emojicycle" in row.inner_text()
+    screenshot(page, "cycles")
+
+
+def test_a_bad_cycle_form_is_refused_naming_the_field(page, stack):
+    page.expected_console_errors = ["400 (Bad Request)"]  # the refused form's answer
+    sign_in(page)
+    page.goto("/cycles")
+    page.get_by_label("Source", exact=True).fill("folder:{tag}")
+    page.get_by_role("button", name="Start the cycle").click()
+    alert = page.get_by_role("alert")
+    # The publisher's own check, with the field it refused; the form keeps what was typed.
+    assert "INVALID_ARGUMENT: options.source" in alert.inner_text(), alert.inner_text()
+    assert page.get_by_label("Source", exact=True).input_value() == "folder:{tag}"

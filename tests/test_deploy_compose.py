@@ -43,9 +43,14 @@ def services(compose) -> dict[str, dict]:
     return compose["services"]
 
 
+DASHBOARD, DASHBOARD_PORT = "dashboard", 8088
+
+
 def socialgan_processes(services) -> dict[str, dict]:
-    """The containers running SocialGAN code, by the process they run (service or torchserve)."""
-    return {name: spec for name, spec in services.items() if name in (*SERVICES, TORCHSERVE)}
+    """The containers running SocialGAN code, by the process they run (a service, the
+    dashboard or torchserve)."""
+    return {name: spec for name, spec in services.items()
+            if name in (*SERVICES, DASHBOARD, TORCHSERVE)}
 
 
 def is_one_shot(spec: dict) -> bool:
@@ -138,8 +143,9 @@ def test_each_service_listens_publishes_and_is_checked_on_its_default_port(servi
         assert ("127.0.0.1", port, port) in published(owner), f"{name}: {port} not published"
 
 
-def test_only_the_four_grpc_ports_and_the_minio_console_are_published(services):
-    expected = set(settings.DEFAULT_PORTS.values()) | {MINIO_CONSOLE}
+def test_only_the_four_grpc_ports_the_dashboard_and_the_minio_console_are_published(
+        services):
+    expected = set(settings.DEFAULT_PORTS.values()) | {MINIO_CONSOLE, DASHBOARD_PORT}
     seen = [(name, *p) for name, spec in services.items() for p in published(spec)]
     assert {target for *_, target in seen} == expected
     for name, host_ip, host_port, target in seen:
@@ -221,3 +227,17 @@ def test_env_example_offers_the_same_image_versions_as_the_compose_file(services
                    ENV_EXAMPLE.read_text().splitlines() if re.match(r"^#? ?[A-Z_]+=\S", line))
     for var, default in defaults.items():
         assert offered.get(var) == default, f".env.example shows {var}={offered.get(var)}"
+
+
+def test_the_dashboard_reaches_the_four_services_and_storage(services):
+    from services.dashboard.server import DEFAULT_PORT
+
+    dashboard = services[DASHBOARD]
+    env = dashboard["environment"]
+    assert DEFAULT_PORT == DASHBOARD_PORT and int(env["PORT"]) == DASHBOARD_PORT
+    for name, port in settings.DEFAULT_PORTS.items():
+        assert env[f"{name.upper()}_SERVICE_ADDR"] == f"{name}:{port}", name
+        assert dashboard["depends_on"][name]["condition"] == "service_healthy"
+    assert env["STORAGE_BACKEND"] == "s3" and env["S3_ENDPOINT"] == "minio:9000"
+    assert "/healthz" in " ".join(dashboard["healthcheck"]["test"])
+    assert ("127.0.0.1", DASHBOARD_PORT, DASHBOARD_PORT) in published(dashboard)

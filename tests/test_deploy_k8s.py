@@ -428,3 +428,18 @@ def test_the_cycle_cronjob_never_overlaps_and_asks_the_publisher(rendered, overl
                           ["spec"], "publisher")
     for name, port in (("scraper", 50051), ("trainer", 50052), ("generator", 50053)):
         assert env_value(publisher, f"{name.upper()}_SERVICE_ADDR") == f"{name}:{port}"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_dashboard_runs_in_the_cluster_behind_a_cluster_ip(rendered, overlay):
+    docs = rendered[overlay]
+    service = find(docs, "Service", "dashboard")
+    assert service["spec"].get("type", "ClusterIP") == "ClusterIP"
+    assert [p["port"] for p in service["spec"]["ports"]] == [8088]
+    pod = find(docs, "Deployment", "dashboard")["spec"]["template"]["spec"]
+    dashboard = container(pod, "dashboard")
+    assert dashboard["image"].startswith("socialgan/dashboard:")
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert dashboard[probe]["httpGet"]["path"] == "/healthz", probe
+    for name, port in settings.DEFAULT_PORTS.items():
+        assert env_value(dashboard, f"{name.upper()}_SERVICE_ADDR") == f"{name}:{port}"

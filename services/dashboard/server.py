@@ -2,8 +2,8 @@
 
 Thin by design, like the gRPC services: it reads the environment, builds the FastAPI app
 of socialgan.dashboard and serves it with uvicorn on LISTEN_HOST:PORT (default 8088).
-The app calls the scraper, trainer and generator at their *_SERVICE_ADDR with the API
-token, and reads pictures and reports from the configured storage.
+The app calls the scraper, trainer, generator and publisher (its cycles) at their
+*_SERVICE_ADDR with the API token, and reads pictures and reports from the configured storage.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ def build_app():
     token = check_api_token(settings.require("SOCIALGAN_API_TOKEN"))
     services = Services(Addresses(scraper=settings.require("SCRAPER_SERVICE_ADDR"),
                                   trainer=settings.require("TRAINER_SERVICE_ADDR"),
-                                  generator=settings.require("GENERATOR_SERVICE_ADDR")), token)
+                                  generator=settings.require("GENERATOR_SERVICE_ADDR"),
+                                  publisher=settings.require("PUBLISHER_SERVICE_ADDR")), token)
     hours = float(settings.get_int("DASHBOARD_SESSION_HOURS"))
     return create_app(services, open_store(),
                       Credentials(api_token=token,

@@ -384,6 +384,11 @@ def generate_caption(endpoints: Endpoints, model_id: str,
                                                                      seed=seed), timeout=QUICK)
 
 
+def idempotency_key(meta: generator_pb2.GridMetadata, mode: str) -> str:
+    """The Publish key of a grid: the same model, seed, count and mode are the same post."""
+    return f"{meta.model_id}-{meta.seed}-{meta.count}-{mode}"
+
+
 def publish(endpoints: Endpoints, grid: generator_pb2.GenerateGridResponse, target: str,
             dry_run: bool, mode: str = "single", visibility: str = "",
             generated_text: str = "", choice_line: str = "") -> publisher_pb2.Post:
@@ -393,7 +398,7 @@ def publish(endpoints: Endpoints, grid: generator_pb2.GenerateGridResponse, targ
     return stub.Publish(publisher_pb2.PublishRequest(
         target=TARGETS[target], grid_key=grid.grid_key, dry_run=dry_run, mode=MODES[mode],
         visibility=visibility,
-        idempotency_key=f"{meta.model_id}-{meta.seed}-{meta.count}-{mode}",
+        idempotency_key=idempotency_key(meta, mode),
         caption=publisher_pb2.CaptionInputs(
             hashtag=meta.hashtag, method=meta.method, metrics=dict(meta.metrics),
             model_id=meta.model_id, seed=meta.seed, generated_text=generated_text,

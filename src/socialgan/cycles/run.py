@@ -2,8 +2,9 @@
 
 The cycle runs in the publisher's process as a durable job (socialgan.jobs), so its
 record is the run's history: every stage's ids, state and timings live in the job's
-progress and are saved at every step. The stages are the other services' RPCs, through
-the same client functions `socialgan run` uses (socialgan.pipeline).
+progress and are saved at every step. Choosing and publishing happen here, through the
+same core functions as the ChooseHashtag and Publish RPCs; the other stages are the other
+services' RPCs, through the client functions `socialgan run` uses (socialgan.pipeline).
 
 Resuming after a restart of the service: a stage that succeeded is not run again; a scrape
 or training that had started is followed again by its job id (those services resume their
@@ -40,11 +41,13 @@ from socialgan.pipeline import (
     filter_dataset,
     generate,
     grid_size,
-    publish,
+    idempotency_key,
     scrape,
     train,
     written_caption,
 )
+from socialgan.publishing import CaptionInputs, PublishOptions
+from socialgan.publishing import publish as publish_post
 from socialgan.storage import ObjectStore
 from socialgan.supervisor import Endpoints
 
@@ -226,9 +229,17 @@ class CycleRun:
             return text
 
     def publish(self, opts: PipelineOptions, grid, text: str, choice_line: str):
+        """In this process (the publisher's), as its Publish RPC would; the key makes a
+        resumed cycle's post the same post."""
+        meta = grid.metadata
         with self.stage("publish", opts.hashtag) as stage:
-            post = publish(self.endpoints, grid, opts.target, opts.dry_run, opts.mode,
-                           opts.visibility, text, choice_line)
+            post = publish_post(
+                self.store, opts.target, grid.grid_key,
+                CaptionInputs(hashtag=meta.hashtag, method=meta.method,
+                              metrics=dict(meta.metrics), model_id=meta.model_id,
+                              seed=meta.seed, generated_text=text, choice_line=choice_line),
+                opts.dry_run, idempotency_key(meta, opts.mode),
+                PublishOptions(mode=opts.mode, visibility=opts.visibility))
             stage.ids.update(post_id=post.post_id, url=post.url)
             self.record(post={"post_id": post.post_id, "url": post.url})
             if post.error:

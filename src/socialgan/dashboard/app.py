@@ -34,7 +34,7 @@ from socialgan.dashboard.auth import (
     SessionSigner,
 )
 from socialgan.dashboard.launches import Launcher
-from socialgan.dashboard.services import ServiceError, Services
+from socialgan.dashboard.services import ServiceError, Services, ServiceUnconfigured
 from socialgan.errors import InvalidArgument, NotFound, SocialGanError
 from socialgan.storage import ObjectStore
 
@@ -169,6 +169,10 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def service_error(request: Request, exc: ServiceError) -> Response:
         return page_or_json(request, exc.status, str(exc))
 
+    @app.exception_handler(ServiceUnconfigured)
+    async def service_unconfigured(request: Request, exc: ServiceUnconfigured) -> Response:
+        return page_or_json(request, exc.status, str(exc))
+
     @app.exception_handler(SocialGanError)
     async def core_error(request: Request, exc: SocialGanError) -> Response:
         status = 404 if isinstance(exc, NotFound) else 400 \
@@ -243,7 +247,7 @@ def _install_sign_in(app: FastAPI) -> None:
 
 def create_app(services: Services, store: ObjectStore, credentials: Credentials,
                secret_key: str = "", session_hours: float = 12.0) -> FastAPI:
-    from socialgan.dashboard import api, pages
+    from socialgan.dashboard import api, cycles, pages
 
     if not credentials.api_token:
         raise InvalidArgument("SOCIALGAN_API_TOKEN", "the dashboard needs the API token")
@@ -278,4 +282,6 @@ def create_app(services: Services, store: ObjectStore, credentials: Credentials,
 
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.include_router(cycles.router)
+    app.include_router(cycles.api_router)
     return app

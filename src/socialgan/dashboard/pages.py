@@ -26,7 +26,7 @@ MAX_GRID_SEED = 2**31 - 1
 CHART_CACHE_ENTRIES = 64
 
 
-def _int_field(form: Mapping, name: str, low: int, high: int, default: int | None = None) -> int:
+def int_field(form: Mapping, name: str, low: int, high: int, default: int | None = None) -> int:
     raw = str(form.get(name, "")).strip()
     if not raw and default is not None:
         return default
@@ -122,10 +122,10 @@ def generate_grids(request: Request, form: CheckedForm,
     dashboard = dashboard_of(request)
     model_id = str(form.get("model_id", ""))
     try:
-        seeds = [_int_field(form, "seed", 0, MAX_GRID_SEED)]
+        seeds = [int_field(form, "seed", 0, MAX_GRID_SEED)]
         if str(form.get("seed_b", "")).strip():
-            seeds.append(_int_field(form, "seed_b", 0, MAX_GRID_SEED))
-        count = _int_field(form, "count", 1, 64, default=9)
+            seeds.append(int_field(form, "seed_b", 0, MAX_GRID_SEED))
+        count = int_field(form, "count", 1, 64, default=9)
     except InvalidArgument as exc:
         return _models_page(request, session, 400, chosen=model_id, error=str(exc), form=form)
     grids = []
@@ -151,8 +151,8 @@ def start_run(request: Request, form: CheckedForm,
         launch = dashboard.launcher.start(LaunchRequest(
             hashtag=str(form.get("hashtag", "")), source=str(form.get("source", "")),
             model=str(form.get("model", "dcgan")),
-            steps=_int_field(form, "steps", 1, 1_000_000, default=300),
-            limit=_int_field(form, "limit", 1, 100_000) if str(form.get("limit", "")).strip()
+            steps=int_field(form, "steps", 1, 1_000_000, default=300),
+            limit=int_field(form, "limit", 1, 100_000) if str(form.get("limit", "")).strip()
             else None,
             options=parse_options(str(form.get("options", "")))),
             upload=[(f.filename or "picture", f.file) for f in pictures] or None)

@@ -17,6 +17,8 @@ from socialgan.rpc.client import open_channel
 from socialgan.rpc.convert import state_name
 from socialgan.v1 import (
     common_pb2,
+    cycle_pb2,
+    cycle_pb2_grpc,
     generator_pb2,
     generator_pb2_grpc,
     scraper_pb2,
@@ -42,6 +44,12 @@ HTTP_STATUS = {
 }
 
 
+class ServiceUnconfigured(Exception):
+    """A page needs a service the dashboard was not given the address of (HTTP 503)."""
+
+    status = 503
+
+
 class ServiceError(Exception):
     """A service refused or failed a call; status is the HTTP status to answer with."""
 
@@ -58,6 +66,7 @@ class Addresses:
     scraper: str
     trainer: str
     generator: str
+    publisher: str = ""  # its CycleService: the cycles page (none: the page says so)
 
 
 def status_view(status: common_pb2.JobStatus) -> dict[str, Any]:
@@ -118,9 +127,26 @@ def grid_view(reply: generator_pb2.GenerateGridResponse) -> dict[str, Any]:
             "grid_key": reply.grid_key}
 
 
+def cycle_view(run: cycle_pb2.Run) -> dict[str, Any]:
+    """A cycle run (CycleService's Run) as the cycles pages and /api/cycles show it."""
+    stages = [{"name": s.name, "state": s.state, "started_unix": s.started_unix,
+               "ended_unix": s.ended_unix, "ids": dict(s.ids), "message": s.message,
+               "hashtag": s.hashtag,
+               "seconds": (s.ended_unix - s.started_unix) if s.ended_unix else None}
+              for s in run.stages]
+    return {"run_id": run.run_id, "state": cycle_pb2.RunState.Name(run.state)
+            .removeprefix("RUN_STATE_").lower(), "message": run.message,
+            "created_unix": run.created_unix, "updated_unix": run.updated_unix,
+            "fraction_done": run.fraction_done, "trigger": run.trigger,
+            "hashtag": run.hashtag, "tried_hashtags": list(run.tried_hashtags),
+            "choice_id": run.choice_id, "evidence_key": run.evidence_key,
+            "post_id": run.post_id, "post_url": run.post_url,
+            "skipped_because": run.skipped_because, "stages": stages}
+
+
 class Services:
-    """Stubs of the scraper, trainer and generator; each call maps an RpcError to
-    ServiceError."""
+    """Stubs of the scraper, trainer, generator and (for cycles) the publisher; each call
+    maps an RpcError to ServiceError."""
 
     def __init__(self, addresses: Addresses, token: str):
         self.addresses = addresses
@@ -128,6 +154,8 @@ class Services:
         self.trainer = trainer_pb2_grpc.TrainerServiceStub(open_channel(addresses.trainer, token))
         self.generator = generator_pb2_grpc.GeneratorServiceStub(
             open_channel(addresses.generator, token))
+        self.cycles = cycle_pb2_grpc.CycleServiceStub(
+            open_channel(addresses.publisher, token)) if addresses.publisher else None
 
     def __repr__(self) -> str:
         return f"Services({self.addresses})"
@@ -181,7 +209,32 @@ class Services:
                            generator_pb2.ListModelsRequest())
         return [model_view(m) for m in reply.models]
 
+    def _cycle_stub(self) -> cycle_pb2_grpc.CycleServiceStub:
+        if self.cycles is None:
+            raise ServiceUnconfigured("publisher: PUBLISHER_SERVICE_ADDR is not set, so the "
+                                      "dashboard cannot reach the cycles")
+        return self.cycles
+
+    def cycle_runs(self) -> list[dict[str, Any]]:
+        """The cycles, newest first (ListRuns)."""
+        stub = self._cycle_stub()
+        return [cycle_view(r) for r in self._pages(
+            "publisher", stub.ListRuns, cycle_pb2.ListRunsRequest, "runs")]
+
+    def cycle_run(self, run_id: str) -> dict[str, Any]:
+        return cycle_view(self._call("publisher", self._cycle_stub().GetRun,
+                                     cycle_pb2.GetRunRequest(run_id=run_id)))
+
     # -- changes -------------------------------------------------------------------------
+
+    def start_cycle(self, options: cycle_pb2.CycleOptions) -> dict[str, Any]:
+        return cycle_view(self._call("publisher", self._cycle_stub().RunCycle,
+                                     cycle_pb2.RunCycleRequest(options=options,
+                                                               trigger="dashboard")))
+
+    def cancel_cycle(self, run_id: str) -> dict[str, Any]:
+        return cycle_view(self._call("publisher", self._cycle_stub().CancelRun,
+                                     cycle_pb2.GetRunRequest(run_id=run_id)))
 
     def start_scrape(self, hashtag: str, source: str, limit: int | None) -> dict[str, Any]:
         request = scraper_pb2.StartScrapeRequest(
