@@ -10,11 +10,13 @@ Every image's measures (sharpness, text share, outlier score...) are kept in the
 kept or not, so a threshold can be judged afterwards. The kept images are stored as uint8
 NHWC .npy shards so the trainer never decodes images again; the report holds the counts
 per reason, the thresholds and one contact sheet PNG per reason.
+
+This module is the story (iter_build_dataset); the set stages are set_pass.py, the shards
+and the manifest's readers shards.py.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import time
@@ -29,14 +31,21 @@ from PIL import Image
 
 from socialgan.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, quote
 from socialgan.filtering import outliers, people, quality, set_scores, text_detector
-from socialgan.filtering.crop import CROPS, crop_to
-from socialgan.filtering.near_duplicates import (
-    colour_signature,
-    copy_distance,
-    crop_hashes,
-    near_duplicate_groups,
-)
+from socialgan.filtering.crop import CROPS
+from socialgan.filtering.near_duplicates import colour_signature, crop_hashes
 from socialgan.filtering.report import write_contact_sheets
+from socialgan.filtering.set_pass import (
+    Survivor,
+    collapse_near_duplicates,
+    drop_outliers,
+    drop_renders,
+)
+from socialgan.filtering.shards import (  # noqa: F401 - re-exported: the package's API
+    dataset_summary,
+    load_dataset,
+    read_manifest,
+    write_shards,
+)
 from socialgan.filtering.stages import (  # noqa: F401 - the package re-exports Drop, Stage
     OPTIONAL_STAGES,
     POPULATION_STAGES,
@@ -165,23 +174,6 @@ def _in_order(examine: Callable[[str], _Examined], raw_keys: Sequence[str]) -> I
                 future.cancel()
 
 
-@dataclass
-class _Survivor:
-    """What the set stages and the report need of an image that passed the per-image stages."""
-
-    key: str
-    image_id: str
-    area: int
-    size: int  # file bytes: of two copies at one size, the less compressed is better
-    sharpness: float
-    hashes: list[int]  # crop_hashes: whole image, then central crops
-    colours: np.ndarray  # colour_signature
-    embedding: np.ndarray | None
-    scores: dict[str, float]
-    render_vec: np.ndarray | None = None
-    cnn_vec: np.ndarray | None = None
-
-
 def iter_build_dataset(
     store: ObjectStore,
     hashtag: str,
@@ -281,9 +273,9 @@ def iter_build_dataset(
 
     dropped: list[dict[str, Any]] = []
     counts: Counter[str] = Counter()
-    survivors: list[_Survivor] = []
-    rejected: list[_Survivor] = []  # dropped for quality: a copy no better goes as well
-    dropped_population: list[_Survivor] = []  # dropped by a content stage
+    survivors: list[Survivor] = []
+    rejected: list[Survivor] = []  # dropped for quality: a copy no better goes as well
+    dropped_population: list[Survivor] = []  # dropped by a content stage
     seconds: Counter[str] = Counter()
 
     def drop(entry: dict[str, Any]) -> None:
@@ -308,19 +300,19 @@ def iter_build_dataset(
                   "scores": cand.scores})
             if stage_name in POPULATION_STAGES and seen.vectors:
                 e, r, c = seen.vectors
-                dropped_population.append(_Survivor(
+                dropped_population.append(Survivor(
                     key=key, image_id=image_id, area=0, size=0, sharpness=0.0, hashes=[],
                     colours=np.zeros(0), embedding=e, render_vec=r, cnn_vec=c,
                     scores={"flat_share": cand.scores["flat_share"]}))
             if stage_name == "quality" and seen.hashes:
                 # Kept aside so that a worse copy of a rejected picture goes too.
-                rejected.append(_Survivor(
+                rejected.append(Survivor(
                     key=key, image_id=image_id, area=seen.area, size=seen.size,
                     sharpness=cand.scores.get("sharpness", 0.0), hashes=seen.hashes,
                     colours=seen.colours, embedding=None, scores={"reason": verdict.reason}))
         else:
             e, r, c = seen.vectors
-            survivors.append(_Survivor(
+            survivors.append(Survivor(
                 key=key, image_id=image_id, area=seen.area, size=seen.size,
                 sharpness=cand.scores.get("sharpness", 0.0), hashes=seen.hashes,
                 colours=seen.colours, embedding=e, render_vec=r, cnn_vec=c,
@@ -329,104 +321,27 @@ def iter_build_dataset(
 
     # Set stages: near-duplicate groups collapse to their best copy, then renders, outliers.
     t0 = time.perf_counter()
-    if "near_duplicates" in stage_names and len(survivors) > 1:
-        max_d = int(limits["max_hash_distance"])
-        gone: set[int] = set()
-        # Best first (largest, least compressed, sharpest): each group's leader is kept.
-        order = sorted(range(len(survivors)), key=lambda i: (
-            -survivors[i].area, -survivors[i].size, -survivors[i].sharpness, i))
-        ranked = [survivors[i] for i in order]
-        for group in near_duplicate_groups([s.hashes for s in ranked], max_d,
-                                           np.stack([s.colours for s in ranked])):
-            group = [order[i] for i in group]
-            best = group[0]
-            for i in group:
-                if i == best:
-                    continue
-                s, b = survivors[i], survivors[best]
-                d = copy_distance(s.hashes, b.hashes)
-                drop({"id": s.image_id, "key": s.key, "stage": "near_duplicates",
-                      "reason": "near_duplicate", "score": d, "threshold": max_d,
-                      "detail": f"copy of {b.image_id} (kept: larger or sharper)",
-                      "kept_key": b.key, "scores": s.scores})
-                gone.add(i)
-        for i, s in enumerate(survivors):
-            if i in gone:
-                continue
-            for r in rejected:
-                d = copy_distance(s.hashes, r.hashes)
-                if d <= max_d and s.area <= r.area and s.size <= r.size and \
-                        np.abs(s.colours - r.colours).mean() <= 24.0:
-                    drop({"id": s.image_id, "key": s.key, "stage": "near_duplicates",
-                          "reason": "near_duplicate", "score": d, "threshold": max_d,
-                          "detail": f"no better copy of {r.image_id}, which was dropped as "
-                          f"{r.scores['reason']}", "kept_key": r.key, "scores": s.scores})
-                    gone.add(i)
-                    break
-        survivors = [s for i, s in enumerate(survivors) if i not in gone]
+    if "near_duplicates" in stage_names:
+        survivors = collapse_near_duplicates(survivors, rejected,
+                                             int(limits["max_hash_distance"]), drop)
     seconds["near_duplicates"] += time.perf_counter() - t0
 
     # The render and outlier scores are measured once, over the population (set_scores).
     t0 = time.perf_counter()
     measured = set_scores.measure(survivors + dropped_population, examples, embed,
                                   (render_name, render_embed))
-    render_ratio, photo_set = measured.render_z, measured.photo_set
-    z_set_of, z_flat_of, z_meaning_of = \
-        measured.outlier_z, measured.flat_z, measured.meaning_z
     seconds["set_scores"] += time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    if "renders" in stage_names and render_ratio:
-        limit = limits["max_render_z"]
-        for s in survivors:
-            s.scores["render_z"] = round(render_ratio[s.image_id], 3)
-        gone_ids = set()
-        for s in survivors if photo_set else []:
-            r = render_ratio[s.image_id]
-            if r > limit:
-                drop({"id": s.image_id, "key": s.key, "stage": "renders", "reason": "graphic",
-                      "score": round(r, 3), "threshold": limit,
-                      "detail": f"looks rendered, not photographed: {r:.1f} robust z of "
-                      f"set/render distance > {limit:g} ({render_name})", "scores": s.scores})
-                gone_ids.add(s.image_id)
-        survivors = [s for s in survivors if s.image_id not in gone_ids]
+    if "renders" in stage_names:
+        survivors = drop_renders(survivors, measured.render_z, measured.photo_set,
+                                 limits["max_render_z"], render_name, drop)
     seconds["renders"] += time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    if "outliers" in stage_names and survivors and embed is not None:
-        z_set = np.array([z_set_of[s.image_id] for s in survivors])
-        z_flat = np.array([z_flat_of[s.image_id] for s in survivors])
-        z_meaning = np.array([z_meaning_of.get(s.image_id, 0.0) for s in survivors])
-        # Two-sided: clipart among photos and photos among clipart are both off-topic.
-        z = np.maximum(z_set, np.abs(z_flat))
-        for s, score, meaning in zip(survivors, z, z_meaning, strict=True):
-            s.scores["outlier_z"] = round(float(score), 3)
-            if z_meaning_of:
-                s.scores["meaning_z"] = round(float(meaning), 3)
-        # Each measure against its own threshold; the most confident drops go first.
-        excess = np.maximum(z / limits["outlier_z"], z_meaning / limits["meaning_z"])
-        cap = int(limits["max_outlier_share"] * len(survivors))
-        order = [i for i in np.argsort(-excess) if excess[i] > 1][:cap]
-        for i in order:
-            s = survivors[i]
-            by_meaning = z_meaning[i] / limits["meaning_z"] >= z[i] / limits["outlier_z"]
-            source = f"the {'examples' if examples else 'set'}"
-            if by_meaning:
-                score, limit = z_meaning[i], limits["meaning_z"]
-                detail = f"{score:.1f} robust z from {source} (photo CNN: another subject)"
-            elif abs(z_flat[i]) >= z_set[i]:
-                score, limit = z[i], limits["outlier_z"]
-                detail = (f"{s.scores['flat_share']:.0%} perfectly flat pixels: "
-                          + ("synthetic among photos" if z_flat[i] > 0 else
-                             "a photo among synthetic images"))
-            else:
-                score, limit = z[i], limits["outlier_z"]
-                detail = f"{score:.1f} robust z from {source} ({embedding_name} embedding)"
-            drop({"id": s.image_id, "key": s.key, "stage": "outliers", "reason": "off_topic",
-                  "score": round(float(score), 3), "threshold": limit, "detail": detail,
-                  "scores": s.scores})
-        gone_ids = {survivors[i].image_id for i in order}
-        survivors = [s for s in survivors if s.image_id not in gone_ids]
+    if "outliers" in stage_names and embed is not None:
+        survivors = drop_outliers(survivors, measured, limits, bool(examples), embedding_name,
+                                  drop)
     seconds["outliers"] += time.perf_counter() - t0
 
     if not survivors:
@@ -435,28 +350,9 @@ def iter_build_dataset(
 
     # Crop and shard the kept images; they are decoded again rather than held in memory.
     t0 = time.perf_counter()
-    pending: list[np.ndarray] = []
-    shard_keys: list[str] = []
-
-    def flush() -> None:
-        buf = io.BytesIO()
-        np.save(buf, np.stack(pending), allow_pickle=False)
-        key = keys.dataset_shard_key(dataset_id, len(shard_keys))
-        store.put_bytes(key, buf.getvalue())
-        shard_keys.append(key)
-        pending.clear()
-
-    kept_ids = {s.image_id for s in survivors}
-    kept = []
-    for s in survivors:
-        pending.append(crop_to(decode_rgb(store.get_bytes(s.key)), width, height, crop))
-        kept.append({"id": s.image_id, "key": s.key, "scores": s.scores})
-        if len(pending) == shard_images:
-            flush()
-    if pending:
-        flush()
+    kept, shard_keys = write_shards(store, dataset_id, survivors, width, height, crop,
+                                    shard_images)
     seconds["crop_and_shard"] += time.perf_counter() - t0
-    assert len(kept_ids) == len(kept)
 
     sheets: dict[str, str] = {}
     if contact_sheets:
@@ -519,36 +415,3 @@ def build_dataset(
         if progress:
             progress(update.processed, update.total, update.kept, update.dropped_by_reason)
     raise AssertionError("iter_build_dataset ended without a dataset")
-
-
-def read_manifest(store: ObjectStore, dataset_id: str) -> dict[str, Any]:
-    try:
-        return store.get_json(keys.dataset_manifest_key(dataset_id))
-    except NotFound:
-        raise NotFound(f"dataset_id: no dataset {quote(dataset_id)}: run FilterDataset for its "
-                       f"hashtag first") from None
-
-
-def dataset_summary(manifest: Mapping[str, Any]) -> dict[str, Any]:
-    """The manifest's headline fields (what build_dataset returns), without the image lists."""
-    fields = ("dataset_id", "hashtag", "aspect", "width", "height", "kept", "dropped",
-              "dropped_by_reason", "manifest_key", "shard_keys", "report_key")
-    summary = {name: manifest[name] for name in fields}
-    # Datasets written before the filter report (format 1) lack these.
-    for name, empty in (("contact_sheet_keys", {}), ("thresholds", {}), ("crop", "center"),
-                        ("stages", [])):
-        summary[name] = manifest.get(name, empty)
-    return summary
-
-
-def load_dataset(store: ObjectStore, dataset_id: str) -> tuple[np.ndarray, dict[str, Any]]:
-    """All of a dataset's images as one uint8 (N, H, W, 3) array, with its manifest."""
-    manifest = read_manifest(store, dataset_id)
-    shards = [np.load(io.BytesIO(store.get_bytes(k)), allow_pickle=False)
-              for k in manifest["shard_keys"]]
-    images = np.concatenate(shards) if len(shards) > 1 else shards[0]
-    expected = (manifest["kept"], manifest["height"], manifest["width"], 3)
-    if images.shape != expected or images.dtype != np.uint8:
-        raise FailedPrecondition(f"dataset {dataset_id!r} is damaged: shards hold "
-                                 f"{images.dtype} {images.shape}, manifest says uint8 {expected}")
-    return images, manifest
