@@ -392,3 +392,38 @@ def test_a_bad_cycle_form_is_refused_naming_the_field(page, stack):
     # The publisher's own check, with the field it refused; the form keeps what was typed.
     assert "INVALID_ARGUMENT: options.source" in alert.inner_text(), alert.inner_text()
     assert page.get_by_label("Source", exact=True).input_value() == "folder:{tag}"
+
+
+def test_the_filter_review_keeps_and_drops_pictures_in_the_next_dataset(page, stack,
+                                                                        seeded_run):
+    """On the dataset page a person keeps the grey square the filter dropped and drops an
+    emoji it kept (ReviewImage to the trainer); filtered again, #emoji's next dataset
+    follows them."""
+    import hashlib
+
+    grey = hashlib.sha256((stack.folder / "flat-grey.png").read_bytes()).hexdigest()
+    sign_in(page)
+    page.goto(f"/datasets/{seeded_run['dataset_id']}")
+    row = page.locator(f'#dropped tr[data-id="{grey}"]')
+    assert row.count() == 1
+    row.get_by_role("button", name="Keep").click()
+    page.wait_for_load_state()
+    assert "kept by a person" in page.locator(f'#dropped tr[data-id="{grey}"]').inner_text()
+    first = page.locator("#kept li").first
+    emoji = first.get_attribute("data-id")
+    first.get_by_role("button", name="Drop").click()
+    page.wait_for_load_state()
+    assert "dropped by a person" in page.locator(f'#kept li[data-id="{emoji}"]').inner_text()
+    assert_accessible(page)
+    screenshot(page, "filter-review")
+
+    page.get_by_role("button", name="Filter #emoji again with the review").click()
+    page.wait_for_url("**/runs?filter=*")
+    dataset_id = page.url.rsplit("=", 1)[1]
+    wait_for(lambda: stack.services.filter(dataset_id)["status"]["state"]
+             in ("succeeded", "failed"), "the second filter")
+    page.goto(f"/datasets/{dataset_id}")
+    assert page.locator(f'#dropped tr[data-id="{grey}"]').count() == 0
+    assert page.locator(f'#kept li[data-id="{grey}"]').count() == 1
+    reviewed = page.locator(f'#dropped tr[data-id="{emoji}"]').inner_text()
+    assert "reviewed" in reviewed and "dropped in the filter review" in reviewed

@@ -260,6 +260,12 @@ def _baselines(channels, mastodon_url, pics) -> Stack:
             page_size=5, target=publisher_pb2.PUBLISH_TARGET_GALLERY),
         "socialgan.v1.PublisherService.ChooseHashtag": publisher_pb2.ChooseHashtagRequest(
             mode=publisher_pb2.CHOOSE_MODE_MANUAL, hashtag="fuzz"),
+        "socialgan.v1.TrainerService.ReviewImage": trainer_pb2.ReviewImageRequest(
+            hashtag="fuzz", decision=trainer_pb2.REVIEW_DECISION_KEEP,
+            image_id=hashlib.sha256(sorted(TWEMOJI_DIR.glob("*.png"))[0].read_bytes())
+            .hexdigest()),
+        "socialgan.v1.TrainerService.GetFilterReview": trainer_pb2.GetFilterReviewRequest(
+            hashtag="fuzz"),
         "socialgan.v1.CycleService.RunCycle": run_cycle,
         "socialgan.v1.CycleService.GetRun": cycle_pb2.GetRunRequest(run_id=cycle.run_id),
         "socialgan.v1.CycleService.WatchRun": cycle_pb2.GetRunRequest(run_id=cycle.run_id),

@@ -27,9 +27,10 @@ from google.protobuf.json_format import MessageToDict, ParseDict
 from socialgan import jobs, log
 from socialgan.errors import FailedPrecondition, NotFound, SocialGanError, Unavailable
 from socialgan.filtering import dataset_summary, iter_build_dataset, read_manifest
+from socialgan.filtering.review import read_review, review_image
 from socialgan.job_store import JobStore, page_of
 from socialgan.jobs import Cancelled, Job, JobRunner, JobSnapshot, Work
-from socialgan.rpc.convert import aspect_name, job_status
+from socialgan.rpc.convert import aspect_name, job_status, review_decision_name
 from socialgan.rpc.server import run_until_signalled, start_server
 from socialgan.storage import ObjectStore, keys, open_store
 from socialgan.training import DEFAULT_CHECKPOINT_EVERY, DEFAULT_MODEL, RunSpec, prepare_run, train
@@ -218,6 +219,17 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
         return trainer_pb2.ListDatasetsResponse(
             datasets=[filter_job_message(self._filter_snapshot(i)) for i in ids],
             next_page_token=next_token)
+
+    def ReviewImage(self, request, context) -> trainer_pb2.FilterReview:
+        decision = review_decision_name(request.decision)
+        hashtag = normalize_hashtag(request.hashtag)
+        return trainer_pb2.FilterReview(hashtag=hashtag, decisions=review_image(
+            self.store, hashtag, request.image_id, decision))
+
+    def GetFilterReview(self, request, context) -> trainer_pb2.FilterReview:
+        hashtag = normalize_hashtag(request.hashtag)
+        return trainer_pb2.FilterReview(hashtag=hashtag,
+                                        decisions=read_review(self.store, hashtag))
 
     def GetDataset(self, request, context) -> trainer_pb2.Dataset:
         dataset_id = check_identifier(request.dataset_id, "dataset_id")

@@ -247,7 +247,7 @@ def _install_sign_in(app: FastAPI) -> None:
 
 def create_app(services: Services, store: ObjectStore, credentials: Credentials,
                secret_key: str = "", session_hours: float = 12.0) -> FastAPI:
-    from socialgan.dashboard import api, cycles, pages
+    from socialgan.dashboard import api, cycles, pages, review
 
     if not credentials.api_token:
         raise InvalidArgument("SOCIALGAN_API_TOKEN", "the dashboard needs the API token")
@@ -284,4 +284,6 @@ def create_app(services: Services, store: ObjectStore, credentials: Credentials,
     app.include_router(pages.router)
     app.include_router(cycles.router)
     app.include_router(cycles.api_router)
+    app.include_router(review.router)
+    app.include_router(review.api_router)
     return app

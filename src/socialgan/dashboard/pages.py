@@ -83,7 +83,8 @@ def dataset_page(request: Request, dataset_id: str,
     report = runs.filter_report(dashboard.store, dataset_id)
     if report is None:
         raise NotFound(f"dataset_id: no filter report for {dataset_id[:100]!r} (yet)")
-    return dashboard.render(request, "dataset.html", session, report=report)
+    return dashboard.render(request, "dataset.html", session, report=report,
+                            review=dashboard.services.filter_review(report["hashtag"]))
 
 
 @router.get("/files/{key:path}")

@@ -26,6 +26,7 @@ _PICTURE_KEYS = re.compile(
     r"|grids/[\w.-]+/[\w.-]+\.(png|jpe?g|webp)"
     r"|posts/[\w.-]+/(grid|item-\d+)\.(png|jpe?g|webp))$")
 POSTS_SHOWN = 500
+MAX_KEPT_SHOWN = 120  # kept pictures the filter review shows (each with a drop button)
 
 
 def picture(store: ObjectStore, key: str) -> tuple[bytes, str]:
@@ -76,6 +77,7 @@ def filter_report(store: ObjectStore, dataset_id: str) -> dict[str, Any] | None:
         return None
     report = _json_or_none(store, keys.dataset_report_key(dataset_id)) or {}
     dropped = [{"name": _file_name(e.get("key", "")), "key": e.get("key", ""),
+                "id": e.get("id", ""),
                 "stage": e.get("stage", ""), "reason": e.get("reason", ""),
                 "score": e.get("score"), "detail": e.get("detail", "")}
                for e in manifest.get("dropped_images", [])]
@@ -88,7 +90,12 @@ def filter_report(store: ObjectStore, dataset_id: str) -> dict[str, Any] | None:
             "seconds_by_stage": report.get("seconds_by_stage", {}),
             "contact_sheets": [{"reason": reason, "key": key}
                                for reason, key in sorted(sheets.items())],
-            "dropped_images": dropped}
+            "dropped_images": dropped,
+            "aspect": manifest.get("aspect", "square"),
+            "kept_images": [{"name": _file_name(e.get("key", "")), "key": e.get("key", ""),
+                             "id": e.get("id", ""), "review": e.get("review", "")}
+                            for e in manifest.get("kept_images", [])[:MAX_KEPT_SHOWN]],
+            "kept_not_shown": max(0, len(manifest.get("kept_images", [])) - MAX_KEPT_SHOWN)}
 
 
 def scrape_report(store: ObjectStore, scrape: dict[str, Any]) -> dict[str, Any]:

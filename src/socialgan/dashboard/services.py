@@ -14,7 +14,7 @@ from typing import Any, BinaryIO
 import grpc
 
 from socialgan.rpc.client import open_channel
-from socialgan.rpc.convert import state_name
+from socialgan.rpc.convert import REVIEW_DECISION_ENUM, state_name
 from socialgan.v1 import (
     common_pb2,
     cycle_pb2,
@@ -260,9 +260,22 @@ class Services:
         return scrape_view(self._call("scraper", self.scraper.UploadImages, requests(),
                                       timeout=UPLOAD_S))
 
-    def start_filter(self, hashtag: str) -> dict[str, Any]:
-        return filter_view(self._call("trainer", self.trainer.StartFilter,
-                                      trainer_pb2.FilterDatasetRequest(hashtag=hashtag)))
+    def start_filter(self, hashtag: str, resolution: int | None = None,
+                     aspect: int = common_pb2.ASPECT_UNSPECIFIED) -> dict[str, Any]:
+        request = trainer_pb2.FilterDatasetRequest(hashtag=hashtag, aspect=aspect)
+        if resolution:
+            request.resolution = resolution
+        return filter_view(self._call("trainer", self.trainer.StartFilter, request))
+
+    def review_image(self, hashtag: str, image_id: str, decision: str) -> dict[str, str]:
+        """The filter review: decision keep, drop or clear; every decision of the hashtag."""
+        reply = self._call("trainer", self.trainer.ReviewImage, trainer_pb2.ReviewImageRequest(
+            hashtag=hashtag, image_id=image_id, decision=REVIEW_DECISION_ENUM[decision]))
+        return dict(reply.decisions)
+
+    def filter_review(self, hashtag: str) -> dict[str, str]:
+        return dict(self._call("trainer", self.trainer.GetFilterReview,
+                               trainer_pb2.GetFilterReviewRequest(hashtag=hashtag)).decisions)
 
     def start_training(self, dataset_id: str, model: str, steps: int,
                        options: dict[str, str]) -> dict[str, Any]:

@@ -11,6 +11,9 @@ kept or not, so a threshold can be judged afterwards. The kept images are stored
 NHWC .npy shards so the trainer never decodes images again; the report holds the counts
 per reason, the thresholds and one contact sheet PNG per reason.
 
+A person's decisions in the filter review (review.py) come last: an image they kept passes
+every content judgement, one they dropped is left out as "reviewed".
+
 This module is the story (iter_build_dataset); the set stages are set_pass.py, the shards
 and the manifest's readers shards.py.
 """
@@ -34,6 +37,7 @@ from socialgan.filtering import outliers, people, quality, set_scores, text_dete
 from socialgan.filtering.crop import CROPS
 from socialgan.filtering.near_duplicates import colour_signature, crop_hashes
 from socialgan.filtering.report import write_contact_sheets
+from socialgan.filtering.review import ALWAYS_CHECKED, DROP, KEEP, read_review, reviewed_drop
 from socialgan.filtering.set_pass import (
     Survivor,
     collapse_near_duplicates,
@@ -206,6 +210,8 @@ def iter_build_dataset(
         raise AlreadyExists(f"dataset_id: dataset {dataset_id!r} exists; give a new id, or "
                             "leave dataset_id empty for a fresh one")
     examples = _load_examples(store, example_keys)
+    review = read_review(store, tag)  # a person's keep/drop decisions (filtering/review.py)
+    reviewed_keep = {i for i, d in review.items() if d == KEEP}
 
     raw_keys = [k for k in store.list(keys.raw_prefix(tag)) if not k.endswith(".json")]
     if not raw_keys:
@@ -245,6 +251,8 @@ def iter_build_dataset(
         cand = Candidate(key=key, image_id=image_id, data=store.get_bytes(key))
         out = _Examined(cand)
         for stage in stages:
+            if image_id in reviewed_keep and stage.name not in ALWAYS_CHECKED:
+                continue  # a person kept it: only what makes it untrainable still counts
             t0 = time.perf_counter()
             if stage.name == "exact_duplicates":
                 cand.content_hashes = content_hashes(cand)
@@ -293,7 +301,9 @@ def iter_build_dataset(
             seconds["exact_duplicates"] += time.perf_counter() - t0
             if duplicate:
                 verdict, stage_name = duplicate, "exact_duplicates"
-        if verdict:
+        if not verdict and review.get(image_id) == DROP:
+            drop(reviewed_drop(image_id, key, cand.scores))
+        elif verdict:
             drop({"id": image_id, "key": key, "stage": stage_name,
                   "reason": verdict.reason, "score": round(float(verdict.score), 4),
                   "threshold": verdict.threshold, "detail": verdict.detail,
@@ -320,10 +330,19 @@ def iter_build_dataset(
         yield FilterUpdate(processed, total, len(survivors), dict(counts))
 
     # Set stages: near-duplicate groups collapse to their best copy, then renders, outliers.
+    # An image a person kept stays, whatever they say of it.
+    def set_drop(entry: dict[str, Any]) -> None:
+        if entry["id"] not in reviewed_keep:
+            drop(entry)
+
+    def but_reviewed(after: list[Survivor], before: list[Survivor]) -> list[Survivor]:
+        staying = {id(s) for s in after}
+        return [s for s in before if id(s) in staying or s.image_id in reviewed_keep]
+
     t0 = time.perf_counter()
     if "near_duplicates" in stage_names:
-        survivors = collapse_near_duplicates(survivors, rejected,
-                                             int(limits["max_hash_distance"]), drop)
+        survivors = but_reviewed(collapse_near_duplicates(
+            survivors, rejected, int(limits["max_hash_distance"]), set_drop), survivors)
     seconds["near_duplicates"] += time.perf_counter() - t0
 
     # The render and outlier scores are measured once, over the population (set_scores).
@@ -334,14 +353,15 @@ def iter_build_dataset(
 
     t0 = time.perf_counter()
     if "renders" in stage_names:
-        survivors = drop_renders(survivors, measured.render_z, measured.photo_set,
-                                 limits["max_render_z"], render_name, drop)
+        survivors = but_reviewed(drop_renders(
+            survivors, measured.render_z, measured.photo_set, limits["max_render_z"],
+            render_name, set_drop), survivors)
     seconds["renders"] += time.perf_counter() - t0
 
     t0 = time.perf_counter()
     if "outliers" in stage_names and embed is not None:
-        survivors = drop_outliers(survivors, measured, limits, bool(examples), embedding_name,
-                                  drop)
+        survivors = but_reviewed(drop_outliers(
+            survivors, measured, limits, bool(examples), embedding_name, set_drop), survivors)
     seconds["outliers"] += time.perf_counter() - t0
 
     if not survivors:
@@ -352,6 +372,9 @@ def iter_build_dataset(
     t0 = time.perf_counter()
     kept, shard_keys = write_shards(store, dataset_id, survivors, width, height, crop,
                                     shard_images)
+    for entry in kept:
+        if entry["id"] in reviewed_keep:
+            entry["review"] = KEEP
     seconds["crop_and_shard"] += time.perf_counter() - t0
 
     sheets: dict[str, str] = {}
@@ -378,12 +401,13 @@ def iter_build_dataset(
     parameters = {"resolution": resolution, "aspect": aspect, "thresholds": limits,
                   "crop": crop, "stages": summary["stages"], "skipped_stages": skipped,
                   "embedding": embedding_name, "example_keys": list(example_keys),
-                  "shard_images": shard_images}
+                  "shard_images": shard_images, "reviewed": _review_counts(review)}
     store.put_json(summary["report_key"], {
         "dataset_id": dataset_id, "hashtag": tag, "total": total, "kept": len(kept),
         "dropped": len(dropped), "dropped_by_reason": dict(counts), "thresholds": limits,
         "stages": summary["stages"], "skipped_stages": skipped, "crop": crop,
         "embedding": embedding_name, "contact_sheet_keys": sheets,
+        "reviewed": _review_counts(review),
         "seconds_by_stage": {k: round(v, 3) for k, v in seconds.items()},
     })
     # The manifest goes last: a dataset exists once its manifest does.
@@ -392,6 +416,10 @@ def iter_build_dataset(
         "parameters": parameters, "kept_images": kept, "dropped_images": dropped,
     })
     yield FilterUpdate(total, total, len(kept), dict(counts), dataset=summary)
+
+
+def _review_counts(review: Mapping[str, str]) -> dict[str, int]:
+    return {d: sum(1 for v in review.values() if v == d) for d in (KEEP, DROP)}
 
 
 def build_dataset(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from socialgan import jobs
 from socialgan.errors import InvalidArgument
-from socialgan.v1 import common_pb2, publisher_pb2
+from socialgan.v1 import common_pb2, publisher_pb2, trainer_pb2
 
 _STATE = {
     jobs.QUEUED: common_pb2.JOB_STATE_QUEUED,
@@ -107,3 +107,14 @@ CHOOSE_MODE_ENUM = {name: value for value, name in _CHOOSE_MODES.items()
 
 def choose_mode_name(mode: int, field: str = "mode") -> str:
     return enum_name(_CHOOSE_MODES, mode, field, "ChooseMode")
+
+
+# UNSPECIFIED is refused: a review must say what the person decided. CLEAR -> "".
+_REVIEW_DECISIONS = {trainer_pb2.REVIEW_DECISION_KEEP: "keep",
+                     trainer_pb2.REVIEW_DECISION_DROP: "drop",
+                     trainer_pb2.REVIEW_DECISION_CLEAR: ""}
+REVIEW_DECISION_ENUM = {name or "clear": value for value, name in _REVIEW_DECISIONS.items()}
+
+
+def review_decision_name(decision: int, field: str = "decision") -> str:
+    return enum_name(_REVIEW_DECISIONS, decision, field, "ReviewDecision")

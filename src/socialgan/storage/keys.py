@@ -6,6 +6,7 @@
     datasets/<dataset_id>/shard-00000.npy preprocessed uint8 NHWC training tensors
     datasets/<dataset_id>/report.json     counts per reason, thresholds
     datasets/<dataset_id>/sheets/<reason>.png  contact sheet of the images dropped for a reason
+    reviews/<hashtag>.json                the filter review: images a person kept or dropped
     checkpoints/<run_id>/step-00000100.pt full training state (G, D, EMA, optimisers, RNG)
     checkpoints/<run_id>/latest.json      pointer to the newest complete checkpoint
     models/<model_id>/generator.pt        exported generator state_dict (model_id = run_id)
@@ -50,6 +51,10 @@ def raw_prefix(hashtag: str) -> str:
 
 def raw_image_key(hashtag: str, sha256: str, ext: str) -> str:
     return f"{raw_prefix(hashtag)}{sha256}{ext}"
+
+
+def review_key(hashtag: str) -> str:
+    return f"reviews/{normalize_hashtag(hashtag)}.json"
 
 
 def raw_sidecar_key(hashtag: str, sha256: str) -> str:

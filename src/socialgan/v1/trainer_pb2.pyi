@@ -1,11 +1,23 @@
 from socialgan.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class ReviewDecision(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    REVIEW_DECISION_UNSPECIFIED: _ClassVar[ReviewDecision]
+    REVIEW_DECISION_KEEP: _ClassVar[ReviewDecision]
+    REVIEW_DECISION_DROP: _ClassVar[ReviewDecision]
+    REVIEW_DECISION_CLEAR: _ClassVar[ReviewDecision]
+REVIEW_DECISION_UNSPECIFIED: ReviewDecision
+REVIEW_DECISION_KEEP: ReviewDecision
+REVIEW_DECISION_DROP: ReviewDecision
+REVIEW_DECISION_CLEAR: ReviewDecision
 
 class FilterDatasetRequest(_message.Message):
     __slots__ = ("hashtag", "resolution", "aspect", "thresholds", "dataset_id", "crop", "extra_stages", "skip_stages", "example_keys")
@@ -276,3 +288,34 @@ class ListTrainingsResponse(_message.Message):
     runs: _containers.RepeatedCompositeFieldContainer[TrainingJob]
     next_page_token: str
     def __init__(self, runs: _Optional[_Iterable[_Union[TrainingJob, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class ReviewImageRequest(_message.Message):
+    __slots__ = ("hashtag", "image_id", "decision")
+    HASHTAG_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    hashtag: str
+    image_id: str
+    decision: ReviewDecision
+    def __init__(self, hashtag: _Optional[str] = ..., image_id: _Optional[str] = ..., decision: _Optional[_Union[ReviewDecision, str]] = ...) -> None: ...
+
+class GetFilterReviewRequest(_message.Message):
+    __slots__ = ("hashtag",)
+    HASHTAG_FIELD_NUMBER: _ClassVar[int]
+    hashtag: str
+    def __init__(self, hashtag: _Optional[str] = ...) -> None: ...
+
+class FilterReview(_message.Message):
+    __slots__ = ("hashtag", "decisions")
+    class DecisionsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    HASHTAG_FIELD_NUMBER: _ClassVar[int]
+    DECISIONS_FIELD_NUMBER: _ClassVar[int]
+    hashtag: str
+    decisions: _containers.ScalarMap[str, str]
+    def __init__(self, hashtag: _Optional[str] = ..., decisions: _Optional[_Mapping[str, str]] = ...) -> None: ...

@@ -69,6 +69,16 @@ class TrainerServiceStub:
                 request_serializer=socialgan_dot_v1_dot_trainer__pb2.ListDatasetsRequest.SerializeToString,
                 response_deserializer=socialgan_dot_v1_dot_trainer__pb2.ListDatasetsResponse.FromString,
                 _registered_method=True)
+        self.ReviewImage = channel.unary_unary(
+                '/socialgan.v1.TrainerService/ReviewImage',
+                request_serializer=socialgan_dot_v1_dot_trainer__pb2.ReviewImageRequest.SerializeToString,
+                response_deserializer=socialgan_dot_v1_dot_trainer__pb2.FilterReview.FromString,
+                _registered_method=True)
+        self.GetFilterReview = channel.unary_unary(
+                '/socialgan.v1.TrainerService/GetFilterReview',
+                request_serializer=socialgan_dot_v1_dot_trainer__pb2.GetFilterReviewRequest.SerializeToString,
+                response_deserializer=socialgan_dot_v1_dot_trainer__pb2.FilterReview.FromString,
+                _registered_method=True)
         self.StartTraining = channel.unary_unary(
                 '/socialgan.v1.TrainerService/StartTraining',
                 request_serializer=socialgan_dot_v1_dot_trainer__pb2.StartTrainingRequest.SerializeToString,
@@ -145,6 +155,20 @@ class TrainerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReviewImage(self, request, context):
+        """The filter review: a person keeps an image the filter dropped, or drops one it kept;
+        the next dataset of the hashtag follows them (what cannot be trained on stays out).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetFilterReview(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def StartTraining(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -214,6 +238,16 @@ def add_TrainerServiceServicer_to_server(servicer, server):
                     servicer.ListDatasets,
                     request_deserializer=socialgan_dot_v1_dot_trainer__pb2.ListDatasetsRequest.FromString,
                     response_serializer=socialgan_dot_v1_dot_trainer__pb2.ListDatasetsResponse.SerializeToString,
+            ),
+            'ReviewImage': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReviewImage,
+                    request_deserializer=socialgan_dot_v1_dot_trainer__pb2.ReviewImageRequest.FromString,
+                    response_serializer=socialgan_dot_v1_dot_trainer__pb2.FilterReview.SerializeToString,
+            ),
+            'GetFilterReview': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetFilterReview,
+                    request_deserializer=socialgan_dot_v1_dot_trainer__pb2.GetFilterReviewRequest.FromString,
+                    response_serializer=socialgan_dot_v1_dot_trainer__pb2.FilterReview.SerializeToString,
             ),
             'StartTraining': grpc.unary_unary_rpc_method_handler(
                     servicer.StartTraining,
@@ -430,6 +464,60 @@ class TrainerService:
             '/socialgan.v1.TrainerService/ListDatasets',
             socialgan_dot_v1_dot_trainer__pb2.ListDatasetsRequest.SerializeToString,
             socialgan_dot_v1_dot_trainer__pb2.ListDatasetsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReviewImage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/socialgan.v1.TrainerService/ReviewImage',
+            socialgan_dot_v1_dot_trainer__pb2.ReviewImageRequest.SerializeToString,
+            socialgan_dot_v1_dot_trainer__pb2.FilterReview.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetFilterReview(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/socialgan.v1.TrainerService/GetFilterReview',
+            socialgan_dot_v1_dot_trainer__pb2.GetFilterReviewRequest.SerializeToString,
+            socialgan_dot_v1_dot_trainer__pb2.FilterReview.FromString,
             options,
             channel_credentials,
             insecure,
