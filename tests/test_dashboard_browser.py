@@ -263,6 +263,7 @@ def test_start_a_tiny_run_from_the_form_and_watch_it_finish(page, stack, seeded_
     page.get_by_label("Source", exact=True).fill(f"folder:{stack.folder}")
     page.get_by_label("Training steps").fill("40")
     page.get_by_label("Model and loop options").fill("ngf=8 ndf=8 batch_size=16")
+    page.get_by_label("Publish the trained model's grid to").select_option("gallery")
     screenshot(page, "start")
     page.get_by_role("button", name="Start").click()
     page.wait_for_url("**/runs?launch=*")
@@ -277,7 +278,16 @@ def test_start_a_tiny_run_from_the_form_and_watch_it_finish(page, stack, seeded_
         ".find(r => r.dataset.id === id); return r && r.querySelector('[data-field=state]')"
         ".textContent === 'succeeded'; }", arg=run_id, timeout=WAIT_S * 1000)
     assert row.inner_text() == "succeeded"
+    # Then the grid is generated and posted to the gallery; the row links the post.
+    page.wait_for_function(
+        "() => document.querySelector('#launches tbody tr [data-field=stage]').textContent"
+        " === 'published'", timeout=WAIT_S * 1000)
+    post_id = page.locator('#launches tbody tr [data-field="post"]').first.inner_text().strip()
+    assert post_id.startswith("post-")
     screenshot(page, "runs-after-start")
+    page.goto("/posts")
+    assert page.locator(f'tr[data-id="{post_id}"]').count() == 1
+    assert "#emojiform" in page.locator(f'tr[data-id="{post_id}"]').inner_text()
 
 
 def test_a_running_trainings_page_follows_it_to_the_end(page, stack, seeded_run):

@@ -38,3 +38,46 @@ def test_the_local_stack_runs_the_dashboard_when_asked(tmp_path):
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", port))
 
+
+
+def test_a_local_run_prints_the_dashboard_and_keeps_it_up_with_the_run_on_it(tmp_path):
+    """What `make demo` does (`socialgan demo` runs the dashboard by default): the run on the
+    local stack prints the dashboard's address and its run page; with --keep-up the stack
+    stays until SIGINT, and the run page shows the run."""
+    import re
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    from tests.conftest import TWEMOJI_DIR
+
+    pictures = tmp_path / "pictures"
+    shutil.copytree(TWEMOJI_DIR, pictures)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "socialgan.cli", "run", "--hashtag", "keepup", "--source",
+         f"folder:{pictures}", "--steps", "3", "--option", "ngf=4", "--option", "ndf=4",
+         "--option", "batch_size=8", "--workdir", str(tmp_path / "w"), "--dashboard-port", "0",
+         "--keep-up", "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    said: list[str] = []
+    reader = threading.Thread(target=lambda: said.extend(run.stderr), daemon=True)
+    reader.start()
+    try:
+        page = ""
+        for line in run.stdout:  # the results, then the run page once the run is done
+            if line.startswith("run page: "):
+                page = line.split(": ", 1)[1].strip()
+                break
+        assert page, "".join(said)[-3000:]
+        token = next(re.search(r"SOCIALGAN_API_TOKEN=(\S+);", s).group(1) for s in said
+                     if s.startswith("dashboard: "))
+        base, path = page.split("/runs/", 1)
+        with httpx.Client(base_url=base, follow_redirects=False, timeout=30) as http:
+            csrf = csrf_of(http.get("/login").text)
+            assert http.post("/login", data={"password": token, "csrf_token": csrf}) \
+                .status_code == 303
+            shown = http.get(f"/runs/{path}")
+            assert shown.status_code == 200 and path in shown.text and "#keepup" in shown.text
+    finally:
+        run.send_signal(signal.SIGINT)
+        assert run.wait(timeout=120) == 0, "".join(said)[-3000:]

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from socialgan import settings
 from socialgan.audience.choose import MODES as CHOICE_MODES
-from socialgan.cli_cycles import add_cycle_commands
+from socialgan.cli_cycles import add_cycle_commands, wait_for_stop
 from socialgan.errors import InvalidArgument, SocialGanError
 from socialgan.model_names import DEFAULT_MODEL
 from socialgan.pipeline import (
@@ -57,7 +57,8 @@ def _key_value(text: str) -> tuple[str, str]:
 
 def _add_pipeline_args(p: argparse.ArgumentParser, *, hashtag: str | None,
                        source: str | None, steps: int, seconds: float = 0.0,
-                       options: tuple[tuple[str, str], ...] = ()) -> None:
+                       options: tuple[tuple[str, str], ...] = (),
+                       dashboard_port: int | None = None) -> None:
     p.add_argument("--hashtag", default=hashtag,
                    help="the hashtag (required unless --choose picks it)")
     p.add_argument("--choose", choices=["trending", "vote", "vote-else-trending"],
@@ -102,6 +103,13 @@ def _add_pipeline_args(p: argparse.ArgumentParser, *, hashtag: str | None,
                    help="use running services at *_SERVICE_ADDR instead of a local stack")
     p.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR,
                    help="local stack: storage, model store and logs (default: var/)")
+    p.add_argument("--dashboard-port", type=_port, default=dashboard_port, metavar="PORT",
+                   help="local stack: also run the web dashboard on this port (0: a free "
+                   "one) and print its address" + (" (default: a free one)"
+                                                   if dashboard_port is not None else ""))
+    p.add_argument("--keep-up", action="store_true",
+                   help="local stack: keep it (and the dashboard) up after the run, until "
+                   "Ctrl-C")
     p.add_argument("-q", "--quiet", action="store_true")
 
 
@@ -126,12 +134,27 @@ def _run(args) -> int:
         print(f"socialgan: --{exc}", file=sys.stderr)
         return 2
     if args.remote:
-        result = run_pipeline(Endpoints.from_env(), opts, quiet=args.quiet)
-    else:
-        print(f"starting the local stack in {args.workdir}/ (logs in {args.workdir}/logs)",
-              file=sys.stderr)
-        with LocalStack(workdir=args.workdir.resolve()) as endpoints:
-            result = run_pipeline(endpoints, opts, quiet=args.quiet)
+        _print_run(args, opts, run_pipeline(Endpoints.from_env(), opts, quiet=args.quiet))
+        return 0
+    print(f"starting the local stack in {args.workdir}/ (logs in {args.workdir}/logs)",
+          file=sys.stderr)
+    with LocalStack(workdir=args.workdir.resolve(),
+                    dashboard_port=args.dashboard_port) as endpoints:
+        if endpoints.dashboard:
+            print(f"dashboard: {endpoints.dashboard}/ (sign in with SOCIALGAN_API_TOKEN="
+                  f"{endpoints.token}; it stops with the run unless --keep-up)",
+                  file=sys.stderr, flush=True)
+        result = run_pipeline(endpoints, opts, quiet=args.quiet)
+        _print_run(args, opts, result)
+        if endpoints.dashboard:
+            print(f"run page: {endpoints.dashboard}/runs/{result.training.run_id}",
+                  flush=True)
+        if args.keep_up:
+            wait_for_stop("the local stack and its dashboard are up")
+    return 0
+
+
+def _print_run(args, opts: PipelineOptions, result) -> None:
     print(f"grid:    {result.grid.grid_key}")
     if opts.aspect == 3:  # the banners themselves, ready to upload as cover pictures
         folder = args.workdir / "banners"
@@ -141,8 +164,7 @@ def _run(args) -> int:
             path.write_bytes(banner)
             print(f"banner:  {path}")
     print(f"post:    {result.post.url}")
-    print(f"caption: {result.post.caption}")
-    return 0
+    print(f"caption: {result.post.caption}", flush=True)
 
 
 def _upscaler_name(text: str) -> str:
@@ -337,7 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Sized for a 2-core CPU: about 1.5 minutes of the default model (see benchmarks/
     # RESULTS.md, issue 5); the tutorial's ngf=64, batch 128 is for a GPU.
     _add_pipeline_args(demo, hashtag="emoji", source=f"folder:{DEMO_IMAGES}", steps=0,
-                       seconds=90, options=DEMO_OPTIONS)
+                       seconds=90, options=DEMO_OPTIONS, dashboard_port=0)
     demo.set_defaults(func=_demo)
 
     run = sub.add_parser("run", help="run the pipeline for a hashtag and source")

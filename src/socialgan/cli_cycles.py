@@ -45,7 +45,11 @@ def _endpoints(args) -> Iterator[Endpoints]:
         return
     print(f"starting the local stack in {args.workdir}/ (logs in {args.workdir}/logs)",
           file=sys.stderr)
-    with LocalStack(workdir=args.workdir.resolve()) as endpoints:
+    with LocalStack(workdir=args.workdir.resolve(),
+                    dashboard_port=args.dashboard_port) as endpoints:
+        if endpoints.dashboard:
+            print(f"dashboard: {endpoints.dashboard}/cycles (sign in with "
+                  f"SOCIALGAN_API_TOKEN={endpoints.token})", file=sys.stderr, flush=True)
         yield endpoints
 
 
@@ -87,9 +91,12 @@ def _cycle(args, options) -> int:
                 print(f"skipped: cycle {run.skipped_because} is running", file=sys.stderr)
             elif not args.no_wait:
                 run = follow_run(endpoints, run, quiet=args.quiet)
-            return _print_result(endpoints, run)
+            rc = _print_result(endpoints, run)
         except grpc.RpcError as exc:
             return _rpc_error(exc)
+        if args.keep_up and not args.remote:
+            wait_for_stop("the local stack and its dashboard are up")
+        return rc
 
 
 def _history(args) -> int:
@@ -140,6 +147,19 @@ def _beat_until_stopped(args, schedule: Schedule, opts: PipelineOptions,
         except KeyboardInterrupt:
             pass
     return 0
+
+
+def wait_for_stop(what: str) -> None:
+    """Until Ctrl-C or SIGTERM (the local stack then stops on its way out)."""
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    print(f"{what}; Ctrl-C or SIGTERM stops them", file=sys.stderr, flush=True)
+    try:
+        while True:
+            signal.pause()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _now() -> str:

@@ -34,6 +34,9 @@ class LaunchBody(BaseModel):
     steps: int = Field(300, ge=1, le=1_000_000)
     limit: int | None = Field(None, ge=1, le=100_000)
     options: dict[str, str] = Field(default_factory=dict)
+    target: str = Field("", description="publish the trained model's grid there (gallery, "
+                        "mastodon, instagram, bluesky, x); empty: do not publish")
+    dry_run: bool = False
 
 
 @router.get("/session", summary="The session's CSRF token, for scripts that POST")

@@ -1,4 +1,5 @@
-"""Start a run from the dashboard: StartScrape, then StartFilter, then StartTraining.
+"""Start a run from the dashboard: StartScrape, then StartFilter, then StartTraining, and
+(a target chosen) GenerateGrid and Publish once the training succeeded.
 
 The scrape starts inside the request, so a bad hashtag or source is the form's error at
 once; the rest follows in a thread that polls Get* and starts the next stage when the
@@ -25,6 +26,7 @@ MAX_LAUNCHES_KEPT = 200
 MODELS = ("dcgan", "dcgan-diffaug", "lapgan")  # what StartTraining knows (models.ARCHITECTURES)
 FINISHED = ("succeeded", "failed", "cancelled")
 UPLOAD_LABEL = "dashboard upload"
+TARGETS = ("", "gallery", "mastodon", "instagram", "bluesky", "x")  # "": do not publish
 
 
 @dataclass
@@ -35,6 +37,8 @@ class LaunchRequest:
     steps: int = 300
     limit: int | None = None
     options: dict[str, str] = field(default_factory=dict)
+    target: str = ""  # where the trained model's grid is published ("" nowhere)
+    dry_run: bool = False  # render the post, send nothing
 
     def checked(self, uploading: bool = False) -> LaunchRequest:
         """The request with its hashtag normalised; InvalidArgument names a bad field.
@@ -49,8 +53,11 @@ class LaunchRequest:
             raise InvalidArgument("steps", f"between 1 and {MAX_STEPS}")
         if self.limit is not None and not 1 <= self.limit <= 100_000:
             raise InvalidArgument("limit", "between 1 and 100000, or empty for no limit")
+        if self.target not in TARGETS:
+            raise InvalidArgument("target", f"one of {', '.join(t for t in TARGETS if t)}, or "
+                                  "empty not to publish")
         return LaunchRequest(normalize_hashtag(self.hashtag), source, self.model, self.steps,
-                             self.limit, dict(self.options))
+                             self.limit, dict(self.options), self.target, bool(self.dry_run))
 
 
 def parse_options(text: str) -> dict[str, str]:
@@ -70,10 +77,13 @@ def parse_options(text: str) -> dict[str, str]:
 class Launch:
     launch_id: str
     request: LaunchRequest
-    stage: str = "scrape"  # scrape -> filter -> training -> started, or failed
+    # scrape -> filter -> started (training), then with a target: published; or failed
+    stage: str = "scrape"
     scrape_id: str = ""
     dataset_id: str = ""
     run_id: str = ""
+    post_id: str = ""
+    post_url: str = ""
     error: str = ""
     created_unix: float = field(default_factory=time.time)
 
@@ -150,7 +160,22 @@ class Launcher:
             training = self.services.start_training(launch.dataset_id, request.model,
                                                     request.steps, request.options)
             self._set(launch, stage="started", run_id=training["id"])
+            if request.target:
+                self._publish(launch)
         except InterruptedError:
             return
         except (ServiceError, RuntimeError) as exc:
             self._set(launch, stage="failed", error=str(exc)[:500])
+
+    def _publish(self, launch: Launch) -> None:
+        """Once the training succeeded: its grid (GenerateGrid, stored) posted to the target."""
+        training = self._wait(lambda: self.services.training(launch.run_id))
+        if training["status"]["state"] != "succeeded":
+            raise RuntimeError(f"training {training['status']['state']}: "
+                               f"{training['status']['message']}")
+        self._set(launch, stage="publishing")
+        post = self.services.publish_grid(launch.run_id, launch.request.target,
+                                          launch.request.dry_run)
+        self._set(launch, stage="published" if not post["error"] else "failed",
+                  post_id=post["post_id"], post_url=post["url"], error=post["error"])
+

@@ -17,7 +17,7 @@ from socialgan.dashboard import runs
 from socialgan.dashboard.app import CheckedForm, SignedIn, dashboard_of, signed_in
 from socialgan.dashboard.auth import Session
 from socialgan.dashboard.charts import training_curves_png
-from socialgan.dashboard.launches import MODELS, LaunchRequest, parse_options
+from socialgan.dashboard.launches import MODELS, TARGETS, LaunchRequest, parse_options
 from socialgan.dashboard.services import ServiceError
 from socialgan.errors import InvalidArgument, NotFound
 
@@ -140,7 +140,7 @@ def generate_grids(request: Request, form: CheckedForm,
 @router.get("/start", response_class=HTMLResponse)
 def start_page(request: Request, session: SignedIn) -> Response:
     return dashboard_of(request).render(request, "start.html", session, models=MODELS,
-                                        error="", form={})
+                                        targets=TARGETS, error="", form={})
 
 
 @router.post("/start", response_class=HTMLResponse)
@@ -155,13 +155,14 @@ def start_run(request: Request, form: CheckedForm,
             steps=int_field(form, "steps", 1, 1_000_000, default=300),
             limit=int_field(form, "limit", 1, 100_000) if str(form.get("limit", "")).strip()
             else None,
-            options=parse_options(str(form.get("options", "")))),
+            options=parse_options(str(form.get("options", ""))),
+            target=str(form.get("target", "")), dry_run=form.get("dry_run") == "on"),
             upload=[(f.filename or "picture", f.file) for f in pictures] or None)
     except (InvalidArgument, ServiceError) as exc:
         if isinstance(exc, ServiceError) and exc.status >= 500:
             raise
         return dashboard.render(request, "start.html", session,
                                 status_code=getattr(exc, "status", 400), models=MODELS,
-                                error=str(exc), form=form)
+                                targets=TARGETS, error=str(exc), form=form)
     return RedirectResponse(f"/runs?launch={launch['launch_id']}", status_code=303)
 

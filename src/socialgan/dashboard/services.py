@@ -13,14 +13,17 @@ from typing import Any, BinaryIO
 
 import grpc
 
+from socialgan.pipeline import idempotency_key
 from socialgan.rpc.client import open_channel
-from socialgan.rpc.convert import REVIEW_DECISION_ENUM, state_name
+from socialgan.rpc.convert import REVIEW_DECISION_ENUM, state_name, target_enum
 from socialgan.v1 import (
     common_pb2,
     cycle_pb2,
     cycle_pb2_grpc,
     generator_pb2,
     generator_pb2_grpc,
+    publisher_pb2,
+    publisher_pb2_grpc,
     scraper_pb2,
     scraper_pb2_grpc,
     trainer_pb2,
@@ -154,8 +157,10 @@ class Services:
         self.trainer = trainer_pb2_grpc.TrainerServiceStub(open_channel(addresses.trainer, token))
         self.generator = generator_pb2_grpc.GeneratorServiceStub(
             open_channel(addresses.generator, token))
-        self.cycles = cycle_pb2_grpc.CycleServiceStub(
-            open_channel(addresses.publisher, token)) if addresses.publisher else None
+        publisher = open_channel(addresses.publisher, token) if addresses.publisher else None
+        self.cycles = cycle_pb2_grpc.CycleServiceStub(publisher) if publisher else None
+        self.publisher = publisher_pb2_grpc.PublisherServiceStub(publisher) if publisher \
+            else None
 
     def __repr__(self) -> str:
         return f"Services({self.addresses})"
@@ -226,6 +231,25 @@ class Services:
                                      cycle_pb2.GetRunRequest(run_id=run_id)))
 
     # -- changes -------------------------------------------------------------------------
+
+    def publish_grid(self, model_id: str, target: str, dry_run: bool) -> dict[str, Any]:
+        """The model's grid, generated and stored (GenerateGrid), then posted (Publish) with
+        the template caption; the same model, seed and target are the same post."""
+        if self.publisher is None:
+            raise ServiceUnconfigured("publisher: PUBLISHER_SERVICE_ADDR is not set, so the "
+                                      "dashboard cannot publish")
+        grid = self._call("generator", self.generator.GenerateGrid,
+                          generator_pb2.GenerateGridRequest(model_id=model_id, store=True),
+                          timeout=GENERATE_S)
+        meta = grid.metadata
+        post = self._call("publisher", self.publisher.Publish, publisher_pb2.PublishRequest(
+            target=target_enum(target), grid_key=grid.grid_key, dry_run=dry_run,
+            idempotency_key=idempotency_key(meta, "single"),
+            caption=publisher_pb2.CaptionInputs(
+                hashtag=meta.hashtag, method=meta.method, metrics=dict(meta.metrics),
+                model_id=meta.model_id, seed=meta.seed)))
+        return {"post_id": post.post_id, "url": post.url, "error": post.error,
+                "caption": post.caption}
 
     def start_cycle(self, options: cycle_pb2.CycleOptions) -> dict[str, Any]:
         return cycle_view(self._call("publisher", self._cycle_stub().RunCycle,

@@ -5,45 +5,16 @@ from disk, copied elsewhere, or served by any static web server (or a public S3 
 
 from __future__ import annotations
 
-import html
+import functools
 import threading
 import time
+
+import jinja2
 
 from socialgan.publishing.media import GridImages, Rendition
 from socialgan.publishing.post import DRAFT, PUBLISHED, Post, list_posts
 from socialgan.publishing.targets import PublishOptions, PublishTarget, Rendered, SendContext
 from socialgan.storage import ObjectStore, keys
-
-_PAGE = """<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>SocialGAN gallery</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 44rem;
-       padding: 0 1rem; color: #222; }}
-article {{ border-bottom: 1px solid #ddd; padding: 1.5rem 0; }}
-img {{ max-width: 100%; display: block; margin-bottom: 0.5rem; }}
-.caption {{ white-space: pre-line; }}
-.where {{ color: #555; }}
-time {{ color: #777; font-size: 0.9em; }}
-</style>
-</head>
-<body>
-<h1>SocialGAN gallery</h1>
-<p>{count}</p>
-{articles}
-</body>
-</html>
-"""
-
-_ARTICLE = """<article id="{post_id}">
-{pictures}
-<p class="caption">{caption}</p>
-<p class="where">{where}</p>
-<p><time datetime="{iso}">{date}</time> · {post_id}</p>
-</article>"""
 
 _GALLERY_PREFIX = keys.GALLERY_INDEX_KEY.rsplit("/", 1)[0] + "/"  # "posts/"
 
@@ -52,38 +23,32 @@ def _relative(key: str) -> str:
     return key.removeprefix(_GALLERY_PREFIX)
 
 
-def _where(post: Post) -> str:
-    if post.state == DRAFT:
-        return f"Dry run for {html.escape(post.target)} ({html.escape(post.mode)}): not sent."
-    if post.target == "gallery":
-        return "Published to the gallery."
-    links = " ".join(f'<a href="{html.escape(u)}">{html.escape(u)}</a>' for u in post.urls
-                     if u.startswith("https://"))
-    return f"Published to {html.escape(post.target)} ({html.escape(post.mode)}). {links}"
+@functools.cache
+def _template() -> jinja2.Template:
+    # autoescape: every text of a post (caption, alt text, target, links) is escaped.
+    env = jinja2.Environment(loader=jinja2.PackageLoader("socialgan.publishing", "templates"),
+                             autoescape=True, trim_blocks=True, lstrip_blocks=True)
+    return env.get_template("gallery.html")
+
+
+def _shown(post: Post) -> dict:
+    stamp = time.gmtime(post.created_unix)
+    items = post.items or []
+    alts = [i.alt_text for i in items] or [
+        post.caption.splitlines()[0] if post.caption else "generated grid"]
+    srcs = [_relative(i.image_key) for i in items] or [_relative(post.image_key)]
+    return {"post_id": post.post_id, "caption": post.caption, "target": post.target,
+            "mode": post.mode, "draft": post.state == DRAFT,
+            "pictures": [{"src": s, "alt": a} for s, a in zip(srcs, alts, strict=False)],
+            "links": [u for u in post.urls if u.startswith("https://")],
+            "iso": time.strftime("%Y-%m-%dT%H:%M:%SZ", stamp),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", stamp)}
 
 
 def render_gallery(posts: list[Post]) -> str:
-    """The page listing posts newest first; every text from a post is HTML-escaped."""
+    """The page listing posts newest first (templates/gallery.html, escaped by Jinja2)."""
     ordered = sorted(posts, key=lambda p: (p.created_unix, p.post_id), reverse=True)
-    articles = []
-    for post in ordered:
-        stamp = time.gmtime(post.created_unix)
-        items = post.items or []
-        keys_shown = [i.image_key for i in items] or [post.image_key]
-        alts = [i.alt_text for i in items] or [
-            post.caption.splitlines()[0] if post.caption else "generated grid"]
-        pictures = "\n".join(
-            f'<a href="{html.escape(_relative(k))}"><img src="{html.escape(_relative(k))}" '
-            f'alt="{html.escape(a)}" loading="lazy"></a>'
-            for k, a in zip(keys_shown, alts, strict=False))
-        articles.append(_ARTICLE.format(
-            post_id=html.escape(post.post_id), pictures=pictures,
-            caption=html.escape(post.caption), where=_where(post),
-            iso=time.strftime("%Y-%m-%dT%H:%M:%SZ", stamp),
-            date=time.strftime("%Y-%m-%d %H:%M UTC", stamp),
-        ))
-    count = f"{len(ordered)} post{'s' if len(ordered) != 1 else ''}, newest first."
-    return _PAGE.format(count=count, articles="\n".join(articles))
+    return _template().render(posts=[_shown(p) for p in ordered])
 
 
 # Rebuilding the page reads every post and writes the page: one rebuild at a time per

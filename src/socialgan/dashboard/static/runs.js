@@ -48,6 +48,8 @@
       setText(row, "stage", l.stage);
       setText(row, "error", l.error);
       if (l.run_id && !row.querySelector('[data-field="run"] a')) unknown = true;
+      const post = row.querySelector('[data-field="post"]');
+      if (l.post_id && post && !post.textContent.trim()) unknown = true;
     }
     // A job this page does not show yet (or a new run link): load the page again.
     if (unknown) window.location.reload();
