@@ -86,3 +86,34 @@ def test_a_review_names_what_it_refuses(store, hashtag, image_id, decision, erro
     with pytest.raises(InvalidArgument):
         review_image(store, "no such tag!", hashtag["grey"], "keep")
     assert read_review(store, "emoji") == {}
+
+
+def test_a_reviewed_drop_takes_its_look_alikes_but_never_a_reviewed_keep(tmp_path):
+    """Real photo tiles (the tuning mix's goods: six tiles of each of nine wallpapers). A
+    person drops one tile of BytheWater: the next dataset also leaves out the tiles that
+    look like it (reason off_topic, stage review, naming it), except one they kept."""
+    from socialgan.filtering import eval_mixes as em
+    from socialgan.storage import LocalObjectStore
+    from tests.test_filter_generalisation import goods, outcome, put
+
+    store = LocalObjectStore(tmp_path)
+    names = put(store, goods(em.build_tuning_mix()))
+    ids = {name: image_id for image_id, name in names.items()}
+    review_image(store, "nature", ids["good/BytheWater-t0"], "drop")
+    build_dataset(store, "nature", resolution=128, dataset_id="one", skip_stages=["text"],
+                  contact_sheets=False)
+    _, dropped = outcome(store, "one", names)
+    assert dropped["good/BytheWater-t0"]["reason"] == "reviewed"
+    alike = {n: d for n, d in dropped.items()
+             if d["stage"] == "review" and n != "good/BytheWater-t0"}
+    assert {"good/BytheWater-t1", "good/BytheWater-t2"} <= set(alike), sorted(alike)
+    assert all(d["reason"] == "off_topic" and d["detail"] ==
+               f"like {ids['good/BytheWater-t0']}, which the filter review dropped"
+               for d in alike.values()), {n: (d["reason"], d["detail"]) for n, d in alike.items()}
+    assert len(alike) <= 0.3 * len(names)
+
+    review_image(store, "nature", ids["good/BytheWater-t1"], "keep")
+    build_dataset(store, "nature", resolution=128, dataset_id="two", skip_stages=["text"],
+                  contact_sheets=False)
+    kept, dropped = outcome(store, "two", names)
+    assert "good/BytheWater-t1" in kept and dropped["good/BytheWater-t2"]["stage"] == "review"

@@ -41,6 +41,7 @@ from socialgan.filtering.review import ALWAYS_CHECKED, DROP, KEEP, read_review, 
 from socialgan.filtering.set_pass import (
     Survivor,
     collapse_near_duplicates,
+    drop_like_reviewed,
     drop_outliers,
     drop_renders,
 )
@@ -285,6 +286,7 @@ def iter_build_dataset(
     rejected: list[Survivor] = []  # dropped for quality: a copy no better goes as well
     dropped_population: list[Survivor] = []  # dropped by a content stage
     seconds: Counter[str] = Counter()
+    reviewed_out: list[tuple[str, np.ndarray]] = []  # (id, embedding) a person dropped
 
     def drop(entry: dict[str, Any]) -> None:
         dropped.append(entry)
@@ -303,6 +305,8 @@ def iter_build_dataset(
                 verdict, stage_name = duplicate, "exact_duplicates"
         if not verdict and review.get(image_id) == DROP:
             drop(reviewed_drop(image_id, key, cand.scores))
+            if seen.vectors and seen.vectors[0] is not None:  # an example of what to leave out
+                reviewed_out.append((image_id, seen.vectors[0]))
         elif verdict:
             drop({"id": image_id, "key": key, "stage": stage_name,
                   "reason": verdict.reason, "score": round(float(verdict.score), 4),
@@ -363,6 +367,13 @@ def iter_build_dataset(
         survivors = but_reviewed(drop_outliers(
             survivors, measured, limits, bool(examples), embedding_name, set_drop), survivors)
     seconds["outliers"] += time.perf_counter() - t0
+
+    # The review's drops as examples: their look-alikes go too (never what a person kept).
+    t0 = time.perf_counter()
+    if reviewed_out and embed is not None:
+        survivors = drop_like_reviewed(survivors, reviewed_out, reviewed_keep,
+                                       limits["max_outlier_share"], drop)
+    seconds["review"] += time.perf_counter() - t0
 
     if not survivors:
         raise FailedPrecondition(

@@ -4,7 +4,8 @@ follows the next time it builds a dataset of that hashtag.
 `keep` lets an image through every content judgement (text, quality, faces, NSFW,
 near-duplicates, renders, outliers): only what makes an image untrainable still drops it
 (it does not decode, it cannot cover the target size, it is a byte-identical copy).
-`drop` leaves an image out, with reason "reviewed" ("dropped in the filter review").
+`drop` leaves an image out, with reason "reviewed" ("dropped in the filter review"), and
+makes it an example of what to leave out: its look-alikes go too (set_pass.drop_like_reviewed).
 The decisions live in reviews/<hashtag>.json, by raw image id (its sha256).
 """
 
