@@ -21,10 +21,11 @@ from pathlib import Path
 
 from socialgan import settings
 from socialgan.audience.choose import MODES as CHOICE_MODES
-from socialgan.cli_cycles import add_cycle_commands, wait_for_stop
+from socialgan.cli_cycles import add_cycle_commands, endpoints_of
 from socialgan.errors import InvalidArgument, SocialGanError
 from socialgan.model_names import DEFAULT_MODEL
 from socialgan.pipeline import (
+    CAPTION_MODES,
     MODES,
     TARGETS,
     PipelineError,
@@ -91,7 +92,7 @@ def _add_pipeline_args(p: argparse.ArgumentParser, *, hashtag: str | None,
     p.add_argument("--visibility", default="", choices=["", "public", "unlisted", "private",
                                                          "direct"],
                    help="Mastodon's (default: the publisher's MASTODON_VISIBILITY)")
-    p.add_argument("--caption", choices=["template", "generated"], default="template",
+    p.add_argument("--caption", choices=CAPTION_MODES, default="template",
                    help="generated: a first line written by a caption model trained on the "
                    "dataset's own captions (the run's facts follow it)")
     p.add_argument("--caption-seconds", type=float, default=60.0,
@@ -133,24 +134,12 @@ def _run(args) -> int:
     except InvalidArgument as exc:
         print(f"socialgan: --{exc}", file=sys.stderr)
         return 2
-    if args.remote:
-        _print_run(args, opts, run_pipeline(Endpoints.from_env(), opts, quiet=args.quiet))
-        return 0
-    print(f"starting the local stack in {args.workdir}/ (logs in {args.workdir}/logs)",
-          file=sys.stderr)
-    with LocalStack(workdir=args.workdir.resolve(),
-                    dashboard_port=args.dashboard_port) as endpoints:
-        if endpoints.dashboard:
-            print(f"dashboard: {endpoints.dashboard}/ (sign in with SOCIALGAN_API_TOKEN="
-                  f"{endpoints.token}; it stops with the run unless --keep-up)",
-                  file=sys.stderr, flush=True)
+    with endpoints_of(args, keep_up=args.keep_up) as endpoints:
         result = run_pipeline(endpoints, opts, quiet=args.quiet)
         _print_run(args, opts, result)
         if endpoints.dashboard:
             print(f"run page: {endpoints.dashboard}/runs/{result.training.run_id}",
                   flush=True)
-        if args.keep_up:
-            wait_for_stop("the local stack and its dashboard are up")
     return 0
 
 

@@ -39,7 +39,10 @@ AddArgs = Callable[..., None]
 
 
 @contextlib.contextmanager
-def _endpoints(args) -> Iterator[Endpoints]:
+def endpoints_of(args, page: str = "/", keep_up: bool = False) -> Iterator[Endpoints]:
+    """The services a command talks to: at *_SERVICE_ADDR with --remote, else a local stack
+    in --workdir (with the dashboard when --dashboard-port is given: its page is printed),
+    kept up after the command's work until Ctrl-C when keep_up."""
     if args.remote:
         yield Endpoints.from_env()
         return
@@ -48,9 +51,12 @@ def _endpoints(args) -> Iterator[Endpoints]:
     with LocalStack(workdir=args.workdir.resolve(),
                     dashboard_port=args.dashboard_port) as endpoints:
         if endpoints.dashboard:
-            print(f"dashboard: {endpoints.dashboard}/cycles (sign in with "
-                  f"SOCIALGAN_API_TOKEN={endpoints.token})", file=sys.stderr, flush=True)
+            print(f"dashboard: {endpoints.dashboard}{page} (sign in with SOCIALGAN_API_TOKEN="
+                  f"{endpoints.token}; it stops with the command unless --keep-up)",
+                  file=sys.stderr, flush=True)
         yield endpoints
+        if keep_up:
+            wait_for_stop("the local stack and its dashboard are up")
 
 
 def cycle_options(args, options: Callable[[argparse.Namespace], PipelineOptions]
@@ -84,7 +90,7 @@ def _cycle(args, options) -> int:
     if args.no_wait and not args.remote:
         raise InvalidArgument("--no-wait", "needs --remote: the local stack stops with the "
                               "command")
-    with _endpoints(args) as endpoints:
+    with endpoints_of(args, "/cycles", keep_up=args.keep_up) as endpoints:
         try:
             run = start_cycle(endpoints, opts, trigger="cli")
             if run.state == cycle_pb2.RUN_STATE_SKIPPED:
@@ -94,9 +100,7 @@ def _cycle(args, options) -> int:
             rc = _print_result(endpoints, run)
         except grpc.RpcError as exc:
             return _rpc_error(exc)
-        if args.keep_up and not args.remote:
-            wait_for_stop("the local stack and its dashboard are up")
-        return rc
+    return rc
 
 
 def _history(args) -> int:
@@ -130,7 +134,7 @@ def _schedule(args, options) -> int:
 
 def _beat_until_stopped(args, schedule: Schedule, opts: PipelineOptions,
                         stop: threading.Event) -> int:
-    with _endpoints(args) as endpoints:
+    with endpoints_of(args, "/cycles") as endpoints:
         def beat() -> None:
             try:
                 run = start_cycle(endpoints, opts, trigger="schedule")

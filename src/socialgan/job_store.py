@@ -171,13 +171,15 @@ def check_page_request(page_size: int, page_token: str) -> tuple[int, str]:
     return min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE), page_token
 
 
-def page_of(ids: Iterable[str], page_size: int, page_token: str) -> tuple[list[str], str]:
+def page_of(ids: Iterable[str], page_size: int, page_token: str,
+            newest_first: bool = False) -> tuple[list[str], str]:
     """One page of sorted ids after page_token, and the token of the next page ('' at the
-    end). The token is the last id served: pages stay stable while jobs are added."""
+    end). The token is the last id served: pages stay stable while jobs are added.
+    newest_first: in descending order (for ids that sort by their start time)."""
     size, after = check_page_request(page_size, page_token)
     page: list[str] = []
-    for job_id in sorted(set(ids)):
-        if after and job_id <= after:
+    for job_id in sorted(set(ids), reverse=newest_first):
+        if after and (job_id >= after if newest_first else job_id <= after):
             continue
         if len(page) == size:
             return page, page[-1]

@@ -43,6 +43,8 @@ from socialgan.v1 import (
     trainer_pb2_grpc,
 )
 
+CAPTION_MODES = ("template", "generated")  # PipelineOptions.caption
+
 # Deadlines per call: unary calls are quick; streams last as long as their job.
 QUICK = 30.0
 GENERATE = 300.0  # the first grid of a model includes registering it with TorchServe
@@ -389,21 +391,28 @@ def idempotency_key(meta: generator_pb2.GridMetadata, mode: str) -> str:
     return f"{meta.model_id}-{meta.seed}-{meta.count}-{mode}"
 
 
-def publish(endpoints: Endpoints, grid: generator_pb2.GenerateGridResponse, target: str,
-            dry_run: bool, mode: str = "single", visibility: str = "",
-            generated_text: str = "", choice_line: str = "") -> publisher_pb2.Post:
-    stub = publisher_pb2_grpc.PublisherServiceStub(
-        open_channel(endpoints.publisher, endpoints.token))
+def publish_request(grid: generator_pb2.GenerateGridResponse, target: str, dry_run: bool,
+                    mode: str = "single", visibility: str = "", generated_text: str = "",
+                    choice_line: str = "") -> publisher_pb2.PublishRequest:
+    """The Publish of a stored grid, its caption from the grid's facts."""
     meta = grid.metadata
-    return stub.Publish(publisher_pb2.PublishRequest(
+    return publisher_pb2.PublishRequest(
         target=TARGETS[target], grid_key=grid.grid_key, dry_run=dry_run, mode=MODES[mode],
         visibility=visibility,
         idempotency_key=idempotency_key(meta, mode),
         caption=publisher_pb2.CaptionInputs(
             hashtag=meta.hashtag, method=meta.method, metrics=dict(meta.metrics),
             model_id=meta.model_id, seed=meta.seed, generated_text=generated_text,
-            choice_line=choice_line),
-    ), timeout=QUICK)
+            choice_line=choice_line))
+
+
+def publish(endpoints: Endpoints, grid: generator_pb2.GenerateGridResponse, target: str,
+            dry_run: bool, mode: str = "single", visibility: str = "",
+            generated_text: str = "", choice_line: str = "") -> publisher_pb2.Post:
+    stub = publisher_pb2_grpc.PublisherServiceStub(
+        open_channel(endpoints.publisher, endpoints.token))
+    return stub.Publish(publish_request(grid, target, dry_run, mode, visibility,
+                                        generated_text, choice_line), timeout=QUICK)
 
 
 def written_caption(endpoints: Endpoints, opts: PipelineOptions, dataset_id: str, seed: int,

@@ -208,7 +208,7 @@ class CycleRun:
             if seed is None:
                 seed = int(stage.ids.get("seed") or random.SystemRandom().randrange(2**31))
             stage.ids["seed"] = str(seed)
-            self.record()
+            self._save_stage(stage)
             grid = generate(self.endpoints, model_id, seed=seed, count=count,
                             size=grid_size(opts), columns=columns)
             stage.ids["grid_key"] = grid.grid_key
@@ -257,20 +257,25 @@ class CycleRun:
 
     # -- bookkeeping -------------------------------------------------------------------------
 
-    def record(self, message: str | None = None, fraction: float | None = None,
-               **fields: Any) -> None:
-        """Hand the run's record to the job and write it to storage now (a started job's id
-        must survive a kill that comes before the next heartbeat); raises Cancelled."""
+    def record(self, message: str | None = None, fraction: float | None = None, *,
+               save: bool = True, **fields: Any) -> None:
+        """Hand the run's record to the job; raises Cancelled. save: write it to storage now
+        (a started job's id must survive a kill that comes before the next heartbeat); mere
+        progress waits for the job's heartbeat."""
         self.job.update(message, fraction, stages=copy.deepcopy(self.stages),
                         tried=copy.deepcopy(self.tried), **fields)
-        self.job.save_now()
+        if save:
+            self.job.save_now()
+
+    def _save_stage(self, stage: Stage, **fields: Any) -> None:
+        self.stages[stage.name] = dataclasses.asdict(stage)
+        self.record(**fields)
 
     @contextmanager
     def stage(self, name: str, hashtag: str = "") -> Iterator[Stage]:
         """The stage's record, marked running, then succeeded or failed when the block ends.
         A recorded stage of another hashtag (a fallback) starts afresh."""
-        stages = self.stages
-        stage = Stage.from_dict(stages.get(name, {"name": name}))
+        stage = Stage.from_dict(self.stages.get(name, {"name": name}))
         if stage.hashtag and hashtag and stage.hashtag != hashtag:
             stage = Stage(name)
         if stage.state == SUCCEEDED:
@@ -279,12 +284,7 @@ class CycleRun:
         stage.state, stage.started_unix, stage.hashtag = RUNNING, time.time(), hashtag
         stage.ended_unix, stage.message = 0.0, stage.message if stage.ids else ""
 
-        def save(**extra: Any) -> None:
-            stages[name] = dataclasses.asdict(stage)
-            self.record(**extra)
-
-        self.save_stage = save
-        save(message=f"{name}" + (f" #{hashtag}" if hashtag else ""))
+        self._save_stage(stage, message=f"{name}" + (f" #{hashtag}" if hashtag else ""))
         try:
             yield stage
         except TooFewImages as exc:
@@ -299,10 +299,9 @@ class CycleRun:
                 stage.state = SUCCEEDED
         finally:
             stage.ended_unix = time.time() if stage.state != RUNNING else 0.0
-            stages[name] = dataclasses.asdict(stage)
             done = _DONE_AT[name] if stage.state in (SUCCEEDED, SKIPPED) else None
             with _no_cancel(self.job):
-                self.record(fraction=done)
+                self._save_stage(stage, fraction=done)
 
     def follow(self, stage: Stage, id_field: str = "") -> Follow:
         """Follow hooks that record a started job's id at once and the stage's progress."""
@@ -310,10 +309,11 @@ class CycleRun:
 
         def started(job_id: str) -> None:
             stage.ids[id_field] = job_id
-            self.save_stage()
+            self._save_stage(stage)
 
         def progressed(fraction: float, message: str) -> None:
-            self.record(f"{stage.name}: {message}", first + (last - first) * fraction)
+            self.record(f"{stage.name}: {message}", first + (last - first) * fraction,
+                        save=False)
 
         job = self.job
         return Follow(job_id=stage.ids.get(id_field, "") if id_field else "",

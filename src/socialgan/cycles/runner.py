@@ -16,9 +16,10 @@ from typing import Any
 from socialgan.audience.choose import MODES as CHOOSE_MODES
 from socialgan.cycles.run import HASHTAG_PLACEHOLDER, cycle_work
 from socialgan.errors import InvalidArgument, quote
-from socialgan.job_store import JobStore, check_page_request
+from socialgan.job_store import JobStore, page_of
 from socialgan.jobs import CANCELLED, JobRunner, JobSnapshot, Work
-from socialgan.pipeline import PipelineOptions, check_options
+from socialgan.pipeline import CAPTION_MODES, PipelineOptions, check_options
+from socialgan.publishing.mastodon import VISIBILITIES as MASTODON_VISIBILITIES
 from socialgan.publishing.registry import TARGET_NAMES
 from socialgan.rpc.requests import MAX_STRING_CHARS
 from socialgan.storage import ObjectStore
@@ -26,10 +27,9 @@ from socialgan.supervisor import Endpoints
 from socialgan.validation import check_identifier, check_length, normalize_hashtag
 
 CYCLE = "cycle"  # the job kind (jobs/cycle/ in storage)
-CAPTION_MODES = ("template", "generated")
 MAX_SECONDS = 7 * 24 * 3600.0  # a budget beyond a week is a typo
 TRIGGERS = ("cli", "schedule", "dashboard", "api")
-VISIBILITIES = ("", "public", "unlisted", "private", "direct")
+VISIBILITIES = ("", *MASTODON_VISIBILITIES)  # "": the publisher's MASTODON_VISIBILITY
 
 
 def check_cycle_options(opts: PipelineOptions) -> PipelineOptions:
@@ -160,12 +160,8 @@ class CycleRunner:
 
     def page(self, page_size: int, page_token: str) -> tuple[list[JobSnapshot], str]:
         """One page of the history, newest first (run ids sort by their start time)."""
-        size, after = check_page_request(page_size, page_token)
-        ids = sorted(set(self.jobs.job_ids(CYCLE)), reverse=True)
-        if after:
-            ids = [i for i in ids if i < after]
-        page = ids[:size]
-        next_token = page[-1] if len(ids) > size else ""
+        page, next_token = page_of(self.jobs.job_ids(CYCLE), page_size, page_token,
+                                   newest_first=True)
         return [self.jobs.snapshot(i, CYCLE) for i in page], next_token
 
     def resume_interrupted(self) -> None:

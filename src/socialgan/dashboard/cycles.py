@@ -21,6 +21,7 @@ from socialgan.dashboard.launches import parse_options
 from socialgan.dashboard.pages import int_field
 from socialgan.dashboard.services import ServiceError
 from socialgan.errors import InvalidArgument, NotFound
+from socialgan.publishing.registry import TARGET_NAMES
 from socialgan.rpc.convert import CHOOSE_MODE_ENUM, target_enum
 from socialgan.storage import ObjectStore
 from socialgan.v1 import cycle_pb2, publisher_pb2
@@ -30,7 +31,7 @@ router = APIRouter(dependencies=[Depends(signed_in)], include_in_schema=False)
 api_router = APIRouter(prefix="/api", dependencies=[Depends(signed_in)], tags=["dashboard"])
 
 CHOOSE_MODES = ("vote-else-trending", "vote", "trending", "manual")
-TARGETS = ("gallery", "mastodon", "instagram", "bluesky", "x")
+TARGETS = TARGET_NAMES
 MAX_CANDIDATES = 20  # rows of votes or trending tags a page shows
 RUNNING = ("queued", "running")
 

@@ -18,6 +18,7 @@ from typing import Any, BinaryIO
 
 from socialgan.dashboard.services import ServiceError, Services
 from socialgan.errors import InvalidArgument
+from socialgan.publishing.registry import TARGET_NAMES
 from socialgan.validation import normalize_hashtag
 
 POLL_S = 0.5
@@ -26,7 +27,7 @@ MAX_LAUNCHES_KEPT = 200
 MODELS = ("dcgan", "dcgan-diffaug", "lapgan")  # what StartTraining knows (models.ARCHITECTURES)
 FINISHED = ("succeeded", "failed", "cancelled")
 UPLOAD_LABEL = "dashboard upload"
-TARGETS = ("", "gallery", "mastodon", "instagram", "bluesky", "x")  # "": do not publish
+TARGETS = ("", *TARGET_NAMES)  # "": do not publish
 
 
 @dataclass

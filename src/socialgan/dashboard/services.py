@@ -13,16 +13,15 @@ from typing import Any, BinaryIO
 
 import grpc
 
-from socialgan.pipeline import idempotency_key
+from socialgan.pipeline import publish_request
 from socialgan.rpc.client import open_channel
-from socialgan.rpc.convert import REVIEW_DECISION_ENUM, state_name, target_enum
+from socialgan.rpc.convert import REVIEW_DECISION_ENUM, state_name
 from socialgan.v1 import (
     common_pb2,
     cycle_pb2,
     cycle_pb2_grpc,
     generator_pb2,
     generator_pb2_grpc,
-    publisher_pb2,
     publisher_pb2_grpc,
     scraper_pb2,
     scraper_pb2_grpc,
@@ -241,13 +240,8 @@ class Services:
         grid = self._call("generator", self.generator.GenerateGrid,
                           generator_pb2.GenerateGridRequest(model_id=model_id, store=True),
                           timeout=GENERATE_S)
-        meta = grid.metadata
-        post = self._call("publisher", self.publisher.Publish, publisher_pb2.PublishRequest(
-            target=target_enum(target), grid_key=grid.grid_key, dry_run=dry_run,
-            idempotency_key=idempotency_key(meta, "single"),
-            caption=publisher_pb2.CaptionInputs(
-                hashtag=meta.hashtag, method=meta.method, metrics=dict(meta.metrics),
-                model_id=meta.model_id, seed=meta.seed)))
+        post = self._call("publisher", self.publisher.Publish,
+                          publish_request(grid, target, dry_run))
         return {"post_id": post.post_id, "url": post.url, "error": post.error,
                 "caption": post.caption}
 
