@@ -7,9 +7,11 @@ import io
 import shutil
 
 import grpc
+import numpy as np
 import pytest
 from PIL import Image
 
+from socialgan.errors import InvalidArgument
 from socialgan.pipeline import PipelineOptions, generate, run_pipeline
 from socialgan.rpc.client import open_channel
 from socialgan.storage import LocalObjectStore
@@ -73,6 +75,33 @@ def test_same_seed_gives_the_same_grid_through_torchserve(stack, result):
     _, endpoints = stack
     again = generate(endpoints, result.training.run_id, seed=7, store=False)
     assert again.images == result.grid.images
+
+
+def test_the_trained_model_gives_a_1080_grid_upscaled_in_torchserve(stack, result):
+    _, endpoints = stack
+    reply = generate(endpoints, result.training.run_id, seed=7, store=False,
+                     size="instagram", upscaler="realesrgan-anime")
+    meta = reply.metadata
+    assert Image.open(io.BytesIO(reply.grid)).size == (1080, 1080)
+    assert (meta.upscaler, meta.upscaler_note) == ("realesrgan-anime", "")
+    assert (meta.model_width, meta.width) == (64, 357)
+    # The same latents as the 64 px grid: shrunk back, each tile is close to its original.
+    for small, big in zip(result.grid.images, reply.images, strict=True):
+        back = Image.open(io.BytesIO(big)).convert("RGB").resize((64, 64), Image.LANCZOS)
+        diff = np.abs(np.asarray(back, float) - np.asarray(Image.open(io.BytesIO(small))
+                                                           .convert("RGB"), float))
+        assert diff.mean() < 20, diff.mean()
+
+
+def test_a_run_names_its_grid_size_and_upscaler_and_bad_ones_fail_first(stack):
+    _, endpoints = stack
+    for opts, field in [(PipelineOptions(hashtag="x", source="folder:/nowhere", size="huge"),
+                         "size"),
+                        (PipelineOptions(hashtag="x", source="folder:/nowhere",
+                                         upscaler="bicubic"), "upscaler")]:
+        with pytest.raises(InvalidArgument) as raised:
+            run_pipeline(endpoints, opts, quiet=True)
+        assert raised.value.field == field
 
 
 @pytest.mark.parametrize("count", [0, 10000])

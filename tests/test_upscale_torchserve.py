@@ -1,7 +1,8 @@
 """Upscaling where serving runs (issue 15): GenerateGrid through a real TorchServe returns a
 1080x1080 Instagram grid and 1500x500 banners, resized inside the TorchServe handler by the
-same code the in-process backend runs; a worker whose native library does not load answers
-with Lanczos and says so.
+same code the in-process backend runs; our own upscaler is a TorchServe model of its own
+that the generator chains after the generator model; a worker whose native library does not
+load answers with Lanczos and says so.
 """
 
 from __future__ import annotations
@@ -10,13 +11,16 @@ import io
 import shutil
 from types import SimpleNamespace
 
+import grpc
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from services.generator.server import register
 from socialgan.errors import InvalidArgument
-from socialgan.models.export import read_card
+from socialgan.models import build_generator
+from socialgan.models.export import export_generator, read_card
 from socialgan.rpc.client import open_channel
 from socialgan.rpc.server import start_server
 from socialgan.serving import upscale, wire
@@ -40,6 +44,7 @@ def served(tmp_path_factory):
     store = LocalObjectStore(root / "store")
     export_tiny(store, "square")
     export_tiny_banner(store, "wide")
+    export_own_upscaler(store, "sharp")
     config = TorchServeConfig.on_free_ports(root / "model-store")
     with TorchServeProcess(config, root / "ts") as torchserve:
         client = torchserve.client(store, timeout=60)
@@ -54,6 +59,18 @@ def served(tmp_path_factory):
             channel.close()
             running.stop(0)
             client.close()
+
+
+def export_own_upscaler(store, model_id: str) -> None:
+    """An sr-espcn upscaler whose correction is not zero (an untrained one is bicubic)."""
+    torch.manual_seed(3)
+    net = build_generator("sr-espcn", {"scale": 4, "channels": 8, "nc": 3})
+    torch.nn.init.normal_(net.body[-1].weight, std=0.05)
+    export_generator(store, model_id, net, {
+        "kind": "upscaler", "arch": "sr-espcn", "arch_options": {"scale": 4, "channels": 8,
+                                                                 "nc": 3},
+        "latent_dim": 0, "scale": 4, "width": 0, "height": 0, "hashtag": "sunset",
+        "method": "ESPCN x4 (random correction, test)"})
 
 
 def pixels(data: bytes) -> np.ndarray:
@@ -126,3 +143,57 @@ def test_a_worker_without_the_native_library_falls_back_to_lanczos_and_says_so(
         "square", read_card(store, "square"), 2, 4, UpscaleRequest(upscale.LANCZOS, 537, 537))
     assert np.array_equal(np.stack([pixels(image) for image in result.images]),
                           expected.images)
+
+
+def test_own_upscaler_is_served_by_torchserve_chained_after_the_generator(served):
+    reply = served.stub.GenerateGrid(generator_pb2.GenerateGridRequest(
+        model_id="square", seed=6, count=9, size_preset=generator_pb2.SIZE_PRESET_INSTAGRAM,
+        upscaler=generator_pb2.UPSCALER_OWN, upscaler_model_id="sharp"), timeout=120)
+    assert pixels(reply.grid).shape == (1080, 1080, 3)
+    assert (reply.metadata.upscaler, reply.metadata.upscaler_note) == ("own:sharp", "")
+    assert "sharp" in served.client.list_registered()  # a worker of its own
+    # The same pixels as the in-process backend, which loads the network from the store.
+    card = read_card(served.store, "square")
+    expected = served.in_process.generate_sized(
+        "square", card, 6, 9, UpscaleRequest("own:sharp", 357, 357)).images
+    assert np.array_equal(np.stack([pixels(image) for image in reply.images]), expected)
+    # ... and not what bicubic-then-Lanczos makes: the network ran.
+    plain = served.in_process.generate_sized(
+        "square", card, 6, 9, UpscaleRequest(upscale.LANCZOS, 357, 357)).images
+    assert np.abs(expected.astype(int) - plain).mean() > 1.0
+    for request, code in [
+        (generator_pb2.GenerateGridRequest(model_id="square", count=4, size_preset=generator_pb2
+                                           .SIZE_PRESET_INSTAGRAM, upscaler=generator_pb2
+                                           .UPSCALER_OWN, upscaler_model_id="wide"),
+         "INVALID_ARGUMENT"),
+        (generator_pb2.GenerateGridRequest(model_id="square", count=4, size_preset=generator_pb2
+                                           .SIZE_PRESET_INSTAGRAM, upscaler=generator_pb2
+                                           .UPSCALER_OWN, upscaler_model_id="nobody"),
+         "NOT_FOUND")]:
+        with pytest.raises(grpc.RpcError) as raised:
+            served.stub.GenerateGrid(request, timeout=60)
+        assert raised.value.code().name == code
+        assert raised.value.details().startswith("upscaler"), raised.value.details()
+
+
+def test_the_upscaler_worker_refuses_what_is_not_images_naming_the_field(served):
+    served.client.ensure_registered("sharp")
+    good = wire.encode_upscale_request(np.zeros((2, 64, 64, 3), np.uint8), 256, 256)
+    images, name, _ = wire.decode_response(served.client.predict("sharp", good))
+    assert images.shape == (2, 256, 256, 3) and name == "own:sharp"
+    pickled = io.BytesIO()
+    np.save(pickled, np.array([{"x": 1}], dtype=object), allow_pickle=True)
+    for inputs, field in [({"width": b"256", "height": b"256"}, "images"),
+                          ({**good, "images": pickled.getvalue()}, "images"),
+                          ({**good, "images": b"not numpy"}, "images"),
+                          ({**good, "images": wire.encode_images(
+                              np.zeros((2, 64, 64), np.uint8)[..., None].repeat(2, -1))},
+                           "images"),
+                          ({**good, "width": b"-3"}, "width"),
+                          ({**good, "images": wire.encode_images(
+                              np.zeros((64, 130, 130, 3), np.uint8)), "width": b"160",
+                            "height": b"160"}, "count"),  # over the network's CPU budget
+                          ({"seed": b"1", "count": b"1"}, "images")]:
+        with pytest.raises(InvalidArgument) as raised:
+            served.client.predict("sharp", inputs)
+        assert raised.value.field == field, (field, str(raised.value))

@@ -17,9 +17,9 @@ import grpc
 from socialgan import log as logs
 from socialgan.errors import InvalidArgument, Unavailable
 from socialgan.models.export import list_model_ids, read_card
-from socialgan.rpc.convert import enum_name, format_name
+from socialgan.rpc.convert import SIZE_PRESETS, UPSCALERS, enum_name, format_name
 from socialgan.rpc.server import run_until_signalled, start_server
-from socialgan.serving import output_size, upscale
+from socialgan.serving import upscale
 from socialgan.serving.backends import GeneratorBackend, TorchServeBackend
 from socialgan.serving.grid import GridResult, card_metrics, generate_grid
 from socialgan.storage import ObjectStore, open_store
@@ -30,23 +30,9 @@ log = logging.getLogger("socialgan.generator")
 
 SERVICE_NAME = generator_pb2.DESCRIPTOR.services_by_name["GeneratorService"].full_name
 
-# Enum value -> the core's name (None: the default); other numbers are refused, naming the field.
-_PRESETS = {generator_pb2.SIZE_PRESET_UNSPECIFIED: None,
-            generator_pb2.SIZE_PRESET_ORIGINAL: output_size.ORIGINAL,
-            generator_pb2.SIZE_PRESET_INSTAGRAM: output_size.INSTAGRAM,
-            generator_pb2.SIZE_PRESET_INSTAGRAM_TILES: output_size.INSTAGRAM_TILES,
-            generator_pb2.SIZE_PRESET_BANNER: output_size.BANNER}
-_UPSCALERS = {generator_pb2.UPSCALER_UNSPECIFIED: None,
-              generator_pb2.UPSCALER_NONE: upscale.NONE,
-              generator_pb2.UPSCALER_LANCZOS: upscale.LANCZOS,
-              generator_pb2.UPSCALER_REALESRGAN_X4PLUS: upscale.X4PLUS,
-              generator_pb2.UPSCALER_REALESRGAN_ANIME: upscale.ANIME,
-              generator_pb2.UPSCALER_OWN: upscale.OWN_PREFIX}
-
-
 def _upscaler(request) -> str | None:
     """The core's upscaler name: UPSCALER_OWN with upscaler_model_id is own:<model_id>."""
-    name = enum_name(_UPSCALERS, request.upscaler, "upscaler", "Upscaler")
+    name = enum_name(UPSCALERS, request.upscaler, "upscaler", "Upscaler")
     if name == upscale.OWN_PREFIX:
         if not request.upscaler_model_id:
             raise InvalidArgument("upscaler_model_id", "is empty; UPSCALER_OWN needs the "
@@ -81,7 +67,7 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
             columns=request.columns if request.HasField("columns") else None,
             fmt=format_name(request.format),
             store_grid=request.store,
-            preset=enum_name(_PRESETS, request.size_preset, "size_preset", "SizePreset"),
+            preset=enum_name(SIZE_PRESETS, request.size_preset, "size_preset", "SizePreset"),
             tile_size=((request.tile_size.width, request.tile_size.height)
                        if request.HasField("tile_size") else None),
             upscaler=_upscaler(request),

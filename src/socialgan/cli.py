@@ -41,6 +41,9 @@ from socialgan.supervisor import SERVICES, Endpoints, LocalStack
 DEMO_IMAGES = Path("data/twemoji")
 DEFAULT_WORKDIR = Path("var")
 DEMO_OPTIONS = (("ngf", "16"), ("ndf", "16"), ("batch_size", "32"))
+# The demo's grid as a phone shows it: 1080x1080, by the Real-ESRGAN model for flat art
+# (emoji are flat art; benchmarks/RESULTS.md, issue 15: crisp edges, 0.6 s a grid).
+DEMO_SIZE, DEMO_UPSCALER = "instagram", "realesrgan-anime"
 
 
 def _port(text: str) -> int:
@@ -59,7 +62,8 @@ def _key_value(text: str) -> tuple[str, str]:
 def _add_pipeline_args(p: argparse.ArgumentParser, *, hashtag: str | None,
                        source: str | None, steps: int, seconds: float = 0.0,
                        options: tuple[tuple[str, str], ...] = (),
-                       dashboard_port: int | None = None) -> None:
+                       dashboard_port: int | None = None, size: str = "",
+                       upscaler: str = "") -> None:
     p.add_argument("--hashtag", default=hashtag,
                    help="the hashtag (required unless --choose picks it)")
     p.add_argument("--choose", choices=["trending", "vote", "vote-else-trending"],
@@ -78,6 +82,14 @@ def _add_pipeline_args(p: argparse.ArgumentParser, *, hashtag: str | None,
     p.add_argument("--aspect", type=int, default=1, metavar="1|3",
                    help="width:height of the images: 1 (square, default) or 3 (filters to "
                    "3:1, trains a 3:1 model and ends with 1500x500 banners)")
+    p.add_argument("--size", choices=PRESETS, default=size or None,
+                   help="the final grid's size (default: instagram for a social network, "
+                   "banner for --aspect 3, the model's own for the gallery)"
+                   + (f"; here {size}" if size else ""))
+    p.add_argument("--upscaler", type=_upscaler_name, default=upscaler or None,
+                   metavar="|".join([*UPSCALERS, "own:ID"]),
+                   help="what resizes the final grid (default: the model's, else lanczos)"
+                   + (f"; here {upscaler}" if upscaler else ""))
     p.add_argument("--steps", type=int, default=steps, help="training steps (0: no limit)")
     p.add_argument("--seconds", type=float, default=seconds,
                    help="training time limit (0: none)")
@@ -120,7 +132,8 @@ def _options(args) -> PipelineOptions:
         resolution=args.resolution, aspect=args.aspect, steps=args.steps,
         seconds=args.seconds, options=dict(args.option), seed=args.seed,
         target=args.target, mode=args.mode, visibility=args.visibility, dry_run=args.dry_run,
-        caption=args.caption, caption_seconds=args.caption_seconds, choose=args.choose or "")
+        caption=args.caption, caption_seconds=args.caption_seconds, choose=args.choose or "",
+        size=args.size or "", upscaler=args.upscaler or "")
 
 
 def _run(args) -> int:
@@ -348,7 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
     # Sized for a 2-core CPU: about 1.5 minutes of the default model (see benchmarks/
     # RESULTS.md, issue 5); the tutorial's ngf=64, batch 128 is for a GPU.
     _add_pipeline_args(demo, hashtag="emoji", source=f"folder:{DEMO_IMAGES}", steps=0,
-                       seconds=90, options=DEMO_OPTIONS, dashboard_port=0)
+                       seconds=90, options=DEMO_OPTIONS, dashboard_port=0,
+                       size=DEMO_SIZE, upscaler=DEMO_UPSCALER)
     demo.set_defaults(func=_demo)
 
     run = sub.add_parser("run", help="run the pipeline for a hashtag and source")

@@ -24,11 +24,12 @@ from socialgan.errors import InvalidArgument, quote
 from socialgan.filtering.dataset import image_size
 from socialgan.filtering.report import summary_text
 from socialgan.rpc.client import open_channel
-from socialgan.rpc.convert import CHOOSE_MODE_ENUM, state_name
+from socialgan.rpc.convert import CHOOSE_MODE_ENUM, SIZE_PRESET_ENUM, state_name, upscaler_fields
 from socialgan.rpc.requests import MAX_REPEATED, MAX_STRING_CHARS
 from socialgan.scraping.sources import UrlListSource, local_spec_path, url_list_spec_path
 from socialgan.scraping.upload import upload_parts
-from socialgan.serving.output_size import BANNER
+from socialgan.serving.output_size import BANNER, PRESETS
+from socialgan.serving.upscale import check_upscaler
 from socialgan.supervisor import Endpoints
 from socialgan.text import CAPTION_MODEL
 from socialgan.v1 import (
@@ -79,6 +80,10 @@ class PipelineOptions:
     choose: str = ""
     visibility: str = ""  # Mastodon's; "" the publisher's MASTODON_VISIBILITY
     dry_run: bool = False
+    # The final grid's size preset ("": by target, grid_size) and what resizes it ("": the
+    # model card's upscaler, else the generator's default).
+    size: str = ""
+    upscaler: str = ""
 
 
 @dataclass
@@ -109,7 +114,9 @@ MODES = {
 def grid_size(opts: PipelineOptions) -> str | None:
     """The GenerateGrid size preset a run asks for: banners for a banner run; for a social
     network, 1080 px (the whole grid for one image, each tile for posts made of tiles); the
-    model's own size for the gallery."""
+    model's own size for the gallery; the run's own size when it names one."""
+    if opts.size:
+        return opts.size
     if opts.aspect == 3:
         return BANNER
     if opts.target == "gallery":
@@ -134,6 +141,10 @@ def check_options(opts: PipelineOptions, *, model_sizes: bool = True) -> None:
         raise InvalidArgument("aspect", f"{str(opts.aspect)[:20]} is not 1 (square) or 3 "
                               "(3:1 banners)")
     image_size(opts.resolution, "banner" if opts.aspect == 3 else "square")  # the filter's range
+    if opts.size and opts.size not in PRESETS:
+        raise InvalidArgument("size", f"{opts.size[:40]!r} is not one of {', '.join(PRESETS)}")
+    if opts.upscaler:
+        check_upscaler(opts.upscaler)
     if model_sizes:
         from socialgan.training.plan import check_image_size
 
@@ -355,15 +366,10 @@ def generate(endpoints: Endpoints, model_id: str, seed: int | None = None, count
     stub = generator_pb2_grpc.GeneratorServiceStub(
         open_channel(endpoints.generator, endpoints.token))
     request = generator_pb2.GenerateGridRequest(model_id=model_id, count=count, store=store)
-    if size:  # the enums spell the names: instagram-tiles -> SIZE_PRESET_INSTAGRAM_TILES
-        request.size_preset = generator_pb2.SizePreset.Value(
-            "SIZE_PRESET_" + size.upper().replace("-", "_"))
-    if upscaler and upscaler.startswith("own:"):  # our own upscaler, a sr-espcn run
-        request.upscaler = generator_pb2.UPSCALER_OWN
-        request.upscaler_model_id = upscaler.removeprefix("own:")
-    elif upscaler:
-        request.upscaler = generator_pb2.Upscaler.Value(
-            "UPSCALER_" + upscaler.upper().replace("-", "_"))
+    if size:
+        request.size_preset = SIZE_PRESET_ENUM[size]
+    if upscaler:
+        request.upscaler, request.upscaler_model_id = upscaler_fields(upscaler)
     if seed is not None:
         request.seed = seed
     if columns is not None:
@@ -464,7 +470,7 @@ def run_pipeline(
         say(f"run {training.run_id}: {training.step} steps, metrics "
             + ", ".join(f"{k}={v:.4g}" for k, v in sorted(training.metrics.items())))
         grid = generate(endpoints, training.run_id, seed=opts.grid_seed, count=count,
-                        size=size, columns=columns)
+                        size=size, upscaler=opts.upscaler or None, columns=columns)
         say(f"grid {grid.grid_key}: {grid.metadata.count} images of {grid.metadata.width}x"
             f"{grid.metadata.height}, seed {grid.metadata.seed}, "
             f"{grid.metadata.latency_ms:.0f} ms")

@@ -210,7 +210,8 @@ class CycleRun:
             stage.ids["seed"] = str(seed)
             self._save_stage(stage)
             grid = generate(self.endpoints, model_id, seed=seed, count=count,
-                            size=grid_size(opts), columns=columns)
+                            size=grid_size(opts), upscaler=opts.upscaler or None,
+                            columns=columns)
             stage.ids["grid_key"] = grid.grid_key
             stage.message = f"{grid.metadata.count} images of {grid.metadata.width}x" \
                             f"{grid.metadata.height}"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from socialgan import jobs
 from socialgan.errors import InvalidArgument
-from socialgan.v1 import common_pb2, publisher_pb2, trainer_pb2
+from socialgan.serving import output_size, upscale
+from socialgan.v1 import common_pb2, generator_pb2, publisher_pb2, trainer_pb2
 
 _STATE = {
     jobs.QUEUED: common_pb2.JOB_STATE_QUEUED,
@@ -61,6 +62,29 @@ _MODES = {publisher_pb2.PUBLISH_MODE_UNSPECIFIED: "single",
           publisher_pb2.PUBLISH_MODE_BANNER: "banner"}
 _MODE_ENUM = {name: value for value, name in _MODES.items()
               if value != publisher_pb2.PUBLISH_MODE_UNSPECIFIED}
+
+# GenerateGrid's size preset and upscaler (None: the default). UPSCALER_OWN is "own:",
+# completed by upscaler_model_id.
+SIZE_PRESETS = {generator_pb2.SIZE_PRESET_UNSPECIFIED: None,
+                generator_pb2.SIZE_PRESET_ORIGINAL: output_size.ORIGINAL,
+                generator_pb2.SIZE_PRESET_INSTAGRAM: output_size.INSTAGRAM,
+                generator_pb2.SIZE_PRESET_INSTAGRAM_TILES: output_size.INSTAGRAM_TILES,
+                generator_pb2.SIZE_PRESET_BANNER: output_size.BANNER}
+UPSCALERS = {generator_pb2.UPSCALER_UNSPECIFIED: None,
+             generator_pb2.UPSCALER_NONE: upscale.NONE,
+             generator_pb2.UPSCALER_LANCZOS: upscale.LANCZOS,
+             generator_pb2.UPSCALER_REALESRGAN_X4PLUS: upscale.X4PLUS,
+             generator_pb2.UPSCALER_REALESRGAN_ANIME: upscale.ANIME,
+             generator_pb2.UPSCALER_OWN: upscale.OWN_PREFIX}
+SIZE_PRESET_ENUM = {name: value for value, name in SIZE_PRESETS.items() if name}
+_UPSCALER_ENUM = {name: value for value, name in UPSCALERS.items() if name}
+
+
+def upscaler_fields(name: str) -> tuple[int, str]:
+    """(upscaler, upscaler_model_id) of a GenerateGridRequest for the core's name."""
+    if upscale.is_own(name):
+        return generator_pb2.UPSCALER_OWN, name[len(upscale.OWN_PREFIX):]
+    return _UPSCALER_ENUM[name], ""
 
 
 def enum_name(names: dict[int, str], value: int, field: str, enum: str) -> str:

@@ -21,7 +21,14 @@ from socialgan.models.export import load_generator
 from socialgan.serving import wire
 from socialgan.serving.residency import ModelResidency
 from socialgan.serving.torchserve_client import TorchServeClient, TorchServeError
-from socialgan.serving.upscale import Upscaled, UpscaleRequest, upscale_images
+from socialgan.serving.upscale import (
+    OWN_PREFIX,
+    Upscaled,
+    UpscaleRequest,
+    is_own,
+    own_card,
+    upscale_images,
+)
 from socialgan.storage import ObjectStore
 
 log = logging.getLogger("socialgan.serving")
@@ -40,7 +47,7 @@ class GeneratorBackend(ABC):
                        upscale: UpscaleRequest) -> Upscaled:
         """generate() resized by upscale, run where the model runs: here, in this process
         (TorchServe's backend sends the request to its handler, which calls the same
-        upscale_images)."""
+        upscale_images). Our own upscalers (own:<model_id>) need a backend with a store."""
         return upscale_images(self.generate(model_id, card, seed, count), upscale)
 
     def prepare(self, model_id: str, card: dict[str, Any] | None = None) -> None:
@@ -113,15 +120,24 @@ class TorchServeBackend(GeneratorBackend):
             self.client.ensure_registered(model_id, card)
 
     def generate(self, model_id: str, card: dict[str, Any], seed: int, count: int) -> np.ndarray:
-        return self._predict(model_id, card, seed, count, None).images
+        return self._predict(model_id, card, wire.encode_request(seed, count), count,
+                             None).images
 
     def generate_sized(self, model_id: str, card: dict[str, Any], seed: int, count: int,
                        upscale: UpscaleRequest) -> Upscaled:
-        return self._predict(model_id, card, seed, count, upscale)
+        if not is_own(upscale.upscaler):
+            return self._predict(model_id, card, wire.encode_request(seed, count, upscale),
+                                 count, upscale)
+        # Our own upscaler is a TorchServe model of its own: the generator's images go to
+        # its worker (64 px tiles: a few hundred KB on loopback), which resizes them.
+        images = self.generate(model_id, card, seed, count)
+        upscaler_id = upscale.upscaler[len(OWN_PREFIX):]
+        upscaler_card = own_card(self.client.store, upscaler_id)
+        return self._predict(upscaler_id, upscaler_card, wire.encode_upscale_request(
+            images, upscale.width, upscale.height), count, upscale)
 
-    def _predict(self, model_id: str, card: dict[str, Any], seed: int, count: int,
-                 upscale: UpscaleRequest | None) -> Upscaled:
-        inputs = wire.encode_request(seed, count, upscale)
+    def _predict(self, model_id: str, card: dict[str, Any], inputs: dict[str, bytes],
+                 count: int, upscale: UpscaleRequest | None) -> Upscaled:
         with self.residency.using(model_id):
             # Room first, so the bound holds while the new worker starts.
             self._evict()
@@ -181,6 +197,10 @@ class InProcessBackend(GeneratorBackend):
 
     def generate(self, model_id: str, card: dict[str, Any], seed: int, count: int) -> np.ndarray:
         return generate_uint8(self._model(model_id, card), seed, count, int(card["latent_dim"]))
+
+    def generate_sized(self, model_id: str, card: dict[str, Any], seed: int, count: int,
+                       upscale: UpscaleRequest) -> Upscaled:
+        return upscale_images(self.generate(model_id, card, seed, count), upscale, self.store)
 
     def loaded_models(self) -> set[str]:
         with self._lock:

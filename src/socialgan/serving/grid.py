@@ -150,14 +150,12 @@ def generate_grid(
                          or upscale.is_own(card_default) else upscale.DEFAULT_UPSCALER),
             *size.tile)
         upscale.check_request(request, count, source)  # before any work, naming the field
+        if upscale.is_own(request.upscaler):
+            upscale.own_card(store, request.upscaler[len(upscale.OWN_PREFIX):])
 
     inference_started = time.perf_counter()
     if request is None:
         done = upscale.Upscaled(backend.generate(model_id, card, seed, count), upscale.NONE)
-    elif upscale.is_own(request.upscaler):
-        # Our own upscalers are small enough to run here, beside the store that holds them.
-        done = upscale.upscale_images(backend.generate(model_id, card, seed, count), request,
-                                      store)
     else:
         done = backend.generate_sized(model_id, card, seed, count, request)
     inference_ms = (time.perf_counter() - inference_started) * 1000

