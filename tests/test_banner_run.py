@@ -91,3 +91,19 @@ def test_bad_sizes_fail_before_anything_starts(tmp_path, capsys, args, option):
     assert rc == 2
     assert capsys.readouterr().err.startswith(f"socialgan: {option}: ")
     assert not (tmp_path / "never").exists()  # no stack was started
+
+
+def test_the_demo_trains_at_32_px_and_ends_with_a_1080_grid_by_realesrgan_anime():
+    from socialgan.cli import _options, build_parser
+
+    demo = _options(build_parser().parse_args(["demo"]))
+    assert (demo.resolution, demo.size, demo.upscaler) == (32, "instagram", "realesrgan-anime")
+    run = _options(build_parser().parse_args(["run", "--hashtag", "x", "--source", "folder:x"]))
+    assert (run.resolution, run.size, run.upscaler) == (64, "", "")
+    chosen = _options(build_parser().parse_args(
+        ["run", "--hashtag", "x", "--source", "folder:x", "--size", "instagram-tiles",
+         "--upscaler", "own:sr-run"]))
+    assert (chosen.size, chosen.upscaler) == ("instagram-tiles", "own:sr-run")
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["run", "--hashtag", "x", "--source", "folder:x",
+                                   "--upscaler", "bicubic"])

@@ -44,6 +44,9 @@ DEMO_OPTIONS = (("ngf", "16"), ("ndf", "16"), ("batch_size", "32"))
 # The demo's grid as a phone shows it: 1080x1080, by the Real-ESRGAN model for flat art
 # (emoji are flat art; benchmarks/RESULTS.md, issue 15: crisp edges, 0.6 s a grid).
 DEMO_SIZE, DEMO_UPSCALER = "instagram", "realesrgan-anime"
+# 32 px: ~3.5x the steps of 64 px in the demo's 90 s, and a better grid once upscaled (SWD at
+# 64 px 44 vs 69-76 on the Twemoji set; benchmarks/demo_grid.py, issue 15).
+DEMO_RESOLUTION = 32
 
 
 def _port(text: str) -> int:
@@ -63,7 +66,7 @@ def _add_pipeline_args(p: argparse.ArgumentParser, *, hashtag: str | None,
                        source: str | None, steps: int, seconds: float = 0.0,
                        options: tuple[tuple[str, str], ...] = (),
                        dashboard_port: int | None = None, size: str = "",
-                       upscaler: str = "") -> None:
+                       upscaler: str = "", resolution: int = 64) -> None:
     p.add_argument("--hashtag", default=hashtag,
                    help="the hashtag (required unless --choose picks it)")
     p.add_argument("--choose", choices=["trending", "vote", "vote-else-trending"],
@@ -76,9 +79,9 @@ def _add_pipeline_args(p: argparse.ArgumentParser, *, hashtag: str | None,
     p.add_argument("--limit", type=int, help="most images to scrape")
     p.add_argument("--model", default=DEFAULT_MODEL,
                    help=f"architecture (default {DEFAULT_MODEL}; the tutorial's is dcgan)")
-    p.add_argument("--resolution", type=int, default=64,
-                   help="the model's image height in pixels (default 64; dcgan-diffaug: 32, "
-                   "64, 128 or 256)")
+    p.add_argument("--resolution", type=int, default=resolution,
+                   help=f"the model's image height in pixels (default {resolution}; "
+                   "dcgan-diffaug: 32, 64, 128 or 256)")
     p.add_argument("--aspect", type=int, default=1, metavar="1|3",
                    help="width:height of the images: 1 (square, default) or 3 (filters to "
                    "3:1, trains a 3:1 model and ends with 1500x500 banners)")
@@ -362,7 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
     # RESULTS.md, issue 5); the tutorial's ngf=64, batch 128 is for a GPU.
     _add_pipeline_args(demo, hashtag="emoji", source=f"folder:{DEMO_IMAGES}", steps=0,
                        seconds=90, options=DEMO_OPTIONS, dashboard_port=0,
-                       size=DEMO_SIZE, upscaler=DEMO_UPSCALER)
+                       size=DEMO_SIZE, upscaler=DEMO_UPSCALER, resolution=DEMO_RESOLUTION)
     demo.set_defaults(func=_demo)
 
     run = sub.add_parser("run", help="run the pipeline for a hashtag and source")
