@@ -129,10 +129,11 @@ class TorchServeBackend(GeneratorBackend):
             return self._predict(model_id, card, wire.encode_request(seed, count, upscale),
                                  count, upscale)
         # Our own upscaler is a TorchServe model of its own: the generator's images go to
-        # its worker (64 px tiles: a few hundred KB on loopback), which resizes them.
-        images = self.generate(model_id, card, seed, count)
+        # its worker (64 px tiles: a few hundred KB on loopback), which resizes them. Its
+        # card first: an unknown or wrong model fails before anything is generated.
         upscaler_id = upscale.upscaler[len(OWN_PREFIX):]
         upscaler_card = own_card(self.client.store, upscaler_id)
+        images = self.generate(model_id, card, seed, count)
         return self._predict(upscaler_id, upscaler_card, wire.encode_upscale_request(
             images, upscale.width, upscale.height), count, upscale)
 

@@ -150,8 +150,6 @@ def generate_grid(
                          or upscale.is_own(card_default) else upscale.DEFAULT_UPSCALER),
             *size.tile)
         upscale.check_request(request, count, source)  # before any work, naming the field
-        if upscale.is_own(request.upscaler):
-            upscale.own_card(store, request.upscaler[len(upscale.OWN_PREFIX):])
 
     inference_started = time.perf_counter()
     if request is None:
